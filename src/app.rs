@@ -1,0 +1,148 @@
+//! Wiring: config → adapters → services → router. Tests start exactly what production starts,
+//! on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::config::{Config, EphemeralBackend};
+use crate::http::cookies::CookieFactory;
+use crate::http::state::Readiness;
+use crate::http::{self, AppState};
+use crate::mail;
+use crate::service::passwords::PasswordHasher;
+use crate::service::ports::{EphemeralStore, Repository};
+use crate::service::tokens::TokenKeys;
+use crate::service::{Auth, AuthSettings};
+use crate::shutdown::{CancelHandle, cancel_pair};
+use crate::store::ephemeral::memory::MemoryStore;
+use crate::store::ephemeral::redis::RedisStore;
+use crate::store::sql::SqlStore;
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    address: SocketAddr,
+    stop_background: CancelHandle,
+}
+
+/// The ephemeral store chosen by the configuration, with the name `/readyz` gives it.
+pub fn ephemeral_store(config: &Config) -> anyhow::Result<(Arc<dyn EphemeralStore>, &'static str)> {
+    Ok(match &config.ephemeral {
+        EphemeralBackend::Memory { max_keys } => (MemoryStore::start(*max_keys), "memory"),
+        EphemeralBackend::Redis { url, key_prefix } => (
+            Arc::new(
+                RedisStore::connect(url.expose_secret(), key_prefix, config.redis_timeout)
+                    .context("REDIS_URL")?,
+            ),
+            "redis",
+        ),
+    })
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        if config.jwt_secret_generated {
+            tracing::warn!(
+                "JWT_SECRET_KEY is not set: using the key generated under {} (set JWT_SECRET_KEY to share it with other services)",
+                config.data_dir.display()
+            );
+        }
+        let sql = SqlStore::connect(&config)
+            .await
+            .context("cannot connect to the database (DATABASE_URL)")?;
+        let applied = sql.migrate().await.context("database migration failed")?;
+        if applied > 0 {
+            tracing::info!(event = "migrations_applied", count = applied);
+        }
+        let repo: Arc<dyn Repository> = Arc::new(sql);
+        let (store, store_name) = ephemeral_store(&config)?;
+
+        let outbox_wakeup = Arc::new(Notify::new());
+        let hasher = PasswordHasher::new(config.password_hash_concurrency);
+        let auth = Arc::new(Auth::new(
+            Arc::clone(&repo),
+            Arc::clone(&store),
+            TokenKeys::new(&config.jwt_secret, config.jwt_previous_secret.as_ref()),
+            hasher.clone(),
+            AuthSettings::from_config(&config),
+            Arc::clone(&outbox_wakeup),
+        ));
+        tracing::info!(
+            event = "jwt_key",
+            kid = auth.keys().kid(),
+            "signing tokens with key fingerprint {}",
+            auth.keys().kid()
+        );
+        if let Err(e) = auth.rebuild_revocation_markers().await {
+            // Not fatal: revocation checks consult SQL until the markers are rebuilt.
+            tracing::warn!(event = "revocation_rebuild_failed", error = %e);
+        }
+
+        let (stop_background, stop) = cancel_pair();
+        let sender = mail::build_sender(&config)?;
+        tokio::spawn(mail::worker::run(
+            Arc::clone(&repo),
+            sender,
+            outbox_wakeup,
+            stop,
+        ));
+        tokio::spawn(async move {
+            if let Err(e) = hasher.warm_up().await {
+                tracing::warn!(event = "password_hasher_warm_up_failed", error = %e);
+            }
+        });
+
+        let state = AppState {
+            auth,
+            cookies: CookieFactory::new(config.cookie_secure, config.cookie_domain.clone()),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+            readiness: Readiness {
+                repo,
+                store,
+                store_name,
+            },
+        };
+        let listener = TcpListener::bind(config.bind_addr)
+            .await
+            .with_context(|| format!("cannot listen on BIND_ADDR {}", config.bind_addr))?;
+        let address = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            router: http::router(state),
+            address,
+            stop_background,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.stop_background.cancel();
+        Ok(())
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(std::future::pending()).await
+    }
+}

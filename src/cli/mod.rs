@@ -1,0 +1,73 @@
+//! The command line: `serve` (the default) and `migrate`.
+
+use clap::{Parser, Subcommand};
+
+use crate::app::Application;
+use crate::config::{Config, Env};
+use crate::store::sql::SqlStore;
+use crate::telemetry;
+
+#[derive(Parser)]
+#[command(
+    name = "mbpanel-auth",
+    version,
+    about = "Authentication and session service of mbpanel"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (applies pending migrations first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = match Config::from_env(&Env::from_process()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    telemetry::init(&config.log_level, config.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(config).await?;
+            tracing::info!(event = "listening", address = %app.address(), "mbpanel-auth listening on http://{}", app.address());
+            app.run_until(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let store = SqlStore::connect(&config).await?;
+            let applied = store.migrate().await?;
+            println!("migrations applied: {applied}");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!(event = "shutting_down");
+}

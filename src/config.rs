@@ -1,0 +1,578 @@
+//! Typed configuration from the environment (and a `.env` file), validated once at start-up.
+//!
+//! Every problem is reported as one line naming the variable. Secrets are wrapped so that
+//! `Debug` and logs never show them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use url::Url;
+
+/// Raw bytes that must never be printed.
+pub struct SecretBytes(SecretBox<Vec<u8>>);
+
+impl SecretBytes {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(SecretBox::new(Box::new(bytes)))
+    }
+    pub fn expose(&self) -> &[u8] {
+        self.0.expose_secret()
+    }
+}
+
+impl Clone for SecretBytes {
+    fn clone(&self) -> Self {
+        Self::new(self.expose().to_vec())
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum SqlBackend {
+    /// SQLite file (embedded mode).
+    Sqlite { path: PathBuf },
+    /// PostgreSQL (production mode).
+    Postgres { url: SecretString },
+}
+
+#[derive(Debug, Clone)]
+pub enum EphemeralBackend {
+    Memory {
+        max_keys: usize,
+    },
+    Redis {
+        url: SecretString,
+        key_prefix: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum EmailBackend {
+    Log,
+    Smtp {
+        url: SecretString,
+    },
+    Postmark {
+        api_url: String,
+        server_token: SecretString,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind_addr: SocketAddr,
+    pub base_url: Url,
+    pub data_dir: PathBuf,
+    pub sql: SqlBackend,
+    pub db_max_connections: u32,
+    pub db_acquire_timeout: Duration,
+    pub ephemeral: EphemeralBackend,
+    pub redis_timeout: Duration,
+    pub jwt_secret: SecretBytes,
+    pub jwt_previous_secret: Option<SecretBytes>,
+    /// True when the JWT key was generated and stored under `data_dir` (embedded mode only).
+    pub jwt_secret_generated: bool,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub refresh_idle_timeout: Duration,
+    pub refresh_reuse_grace: Duration,
+    pub preauth_token_ttl: Duration,
+    pub concurrent_login_ttl: Duration,
+    pub csrf_token_ttl: Duration,
+    pub email_verification_ttl: Duration,
+    pub trusted_device_ttl: Duration,
+    pub login_rate_limit_attempts: u32,
+    pub login_rate_limit_ip_attempts: u32,
+    pub login_rate_limit_window: Duration,
+    pub otp_max_attempts: u32,
+    pub password_hash_concurrency: usize,
+    pub email_backend: EmailBackend,
+    pub email_from: String,
+    pub postmark_device_approval_template_id: Option<String>,
+    pub vz_signin_url: Option<Url>,
+    pub vz_credentials_key: Option<SecretBytes>,
+    pub vz_session_ttl: Duration,
+    pub vz_timeout: Duration,
+    pub trusted_proxies: Vec<IpNet>,
+    pub cookie_secure: bool,
+    pub cookie_domain: Option<String>,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub request_timeout: Duration,
+}
+
+impl Config {
+    pub fn is_production(&self) -> bool {
+        matches!(self.sql, SqlBackend::Postgres { .. })
+    }
+}
+
+/// One configuration problem, reported as a single line naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        message: message.into(),
+    }
+}
+
+/// A view of the environment: the process environment, or a map in tests.
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// Reads `.env` (if present) and then the process environment, which wins.
+    pub fn from_process() -> Self {
+        let mut vars: HashMap<String, String> = HashMap::new();
+        if let Ok(iter) = dotenvy::dotenv_iter() {
+            for (k, v) in iter.flatten() {
+                vars.insert(k, v);
+            }
+        }
+        vars.extend(std::env::vars());
+        Self { vars }
+    }
+
+    pub fn from_map(vars: HashMap<String, String>) -> Self {
+        Self { vars }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse()
+                .map_err(|e| err(name, format!("cannot parse {raw:?}: {e}"))),
+        }
+    }
+
+    fn positive(&self, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+        let v: u64 = self.parse(name, default)?;
+        if v == 0 {
+            return Err(err(name, "must be greater than 0"));
+        }
+        Ok(v)
+    }
+
+    fn boolean(&self, name: &'static str) -> Result<Option<bool>, ConfigError> {
+        match self.get(name).map(|s| s.to_ascii_lowercase()) {
+            None => Ok(None),
+            Some(s) if ["1", "true", "yes", "on"].contains(&s.as_str()) => Ok(Some(true)),
+            Some(s) if ["0", "false", "no", "off"].contains(&s.as_str()) => Ok(Some(false)),
+            Some(s) => Err(err(name, format!("expected true or false, got {s:?}"))),
+        }
+    }
+}
+
+const MIN_JWT_KEY_BYTES: usize = 32;
+const GENERATED_JWT_KEY_FILE: &str = "jwt_secret.key";
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        let bind_addr: SocketAddr =
+            env.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?;
+        let base_url_raw = env.get("BASE_URL").unwrap_or("http://127.0.0.1:8000");
+        let base_url = Url::parse(base_url_raw).map_err(|e| err("BASE_URL", e.to_string()))?;
+        if !matches!(base_url.scheme(), "http" | "https") || base_url.host_str().is_none() {
+            return Err(err(
+                "BASE_URL",
+                "must be an http:// or https:// URL with a host",
+            ));
+        }
+        let data_dir = PathBuf::from(env.get("DATA_DIR").unwrap_or("./data"));
+
+        let sql = match env.get("DATABASE_URL") {
+            None => SqlBackend::Sqlite {
+                path: data_dir.join("mbpanel.db"),
+            },
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Url::parse(url).map_err(|e| err("DATABASE_URL", e.to_string()))?;
+                SqlBackend::Postgres {
+                    url: SecretString::from(url.to_owned()),
+                }
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
+                if path.is_empty() || path.contains(":memory:") {
+                    return Err(err("DATABASE_URL", "a SQLite database must be a file path"));
+                }
+                SqlBackend::Sqlite {
+                    path: PathBuf::from(path.split('?').next().unwrap_or(path)),
+                }
+            }
+            Some(_) => {
+                return Err(err(
+                    "DATABASE_URL",
+                    "must start with postgres://, postgresql:// or sqlite:",
+                ));
+            }
+        };
+        let production = matches!(sql, SqlBackend::Postgres { .. });
+
+        let ephemeral = match env.get("REDIS_URL") {
+            Some(url) => {
+                let parsed = Url::parse(url).map_err(|e| err("REDIS_URL", e.to_string()))?;
+                if !matches!(parsed.scheme(), "redis" | "rediss") {
+                    return Err(err("REDIS_URL", "must start with redis:// or rediss://"));
+                }
+                EphemeralBackend::Redis {
+                    url: SecretString::from(url.to_owned()),
+                    key_prefix: env.get("REDIS_KEY_PREFIX").unwrap_or("").to_owned(),
+                }
+            }
+            None if production => {
+                return Err(err(
+                    "REDIS_URL",
+                    "is required when DATABASE_URL is PostgreSQL (instances must share one ephemeral store)",
+                ));
+            }
+            None => EphemeralBackend::Memory {
+                max_keys: env.parse("MEMORY_STORE_MAX_KEYS", 1_000_000usize)?,
+            },
+        };
+
+        let (jwt_secret, jwt_secret_generated) = match env.get("JWT_SECRET_KEY") {
+            Some(key) => {
+                if key.len() < MIN_JWT_KEY_BYTES {
+                    return Err(err(
+                        "JWT_SECRET_KEY",
+                        format!(
+                            "must be at least {MIN_JWT_KEY_BYTES} bytes (got {})",
+                            key.len()
+                        ),
+                    ));
+                }
+                (SecretBytes::new(key.as_bytes().to_vec()), false)
+            }
+            None if production || matches!(ephemeral, EphemeralBackend::Redis { .. }) => {
+                return Err(err(
+                    "JWT_SECRET_KEY",
+                    "is required in production mode (all instances and services must share it)",
+                ));
+            }
+            None => (load_or_generate_jwt_key(&data_dir)?, true),
+        };
+        let jwt_previous_secret = match env.get("JWT_PREVIOUS_SECRET_KEY") {
+            Some(key) if key.len() < MIN_JWT_KEY_BYTES => {
+                return Err(err(
+                    "JWT_PREVIOUS_SECRET_KEY",
+                    format!("must be at least {MIN_JWT_KEY_BYTES} bytes"),
+                ));
+            }
+            Some(key) => Some(SecretBytes::new(key.as_bytes().to_vec())),
+            None => None,
+        };
+
+        let email_backend = match env.get("EMAIL_BACKEND").unwrap_or("log") {
+            "log" => EmailBackend::Log,
+            "smtp" => {
+                let url = env
+                    .get("SMTP_URL")
+                    .ok_or_else(|| err("SMTP_URL", "is required when EMAIL_BACKEND=smtp"))?;
+                let parsed = Url::parse(url).map_err(|e| err("SMTP_URL", e.to_string()))?;
+                if !matches!(parsed.scheme(), "smtp" | "smtps") {
+                    return Err(err("SMTP_URL", "must start with smtp:// or smtps://"));
+                }
+                EmailBackend::Smtp {
+                    url: SecretString::from(url.to_owned()),
+                }
+            }
+            "postmark" => {
+                let token = env.get("POSTMARK_SERVER_TOKEN").ok_or_else(|| {
+                    err(
+                        "POSTMARK_SERVER_TOKEN",
+                        "is required when EMAIL_BACKEND=postmark",
+                    )
+                })?;
+                let api_url = env
+                    .get("POSTMARK_API_URL")
+                    .unwrap_or("https://api.postmarkapp.com");
+                Url::parse(api_url).map_err(|e| err("POSTMARK_API_URL", e.to_string()))?;
+                EmailBackend::Postmark {
+                    api_url: api_url.trim_end_matches('/').to_owned(),
+                    server_token: SecretString::from(token.to_owned()),
+                }
+            }
+            other => {
+                return Err(err(
+                    "EMAIL_BACKEND",
+                    format!("must be log, smtp or postmark (got {other:?})"),
+                ));
+            }
+        };
+        let email_from = env
+            .get("EMAIL_FROM")
+            .unwrap_or("mbpanel <no-reply@mbpanel.local>")
+            .to_owned();
+
+        let vz_signin_url = match env.get("VZ_VIRTUOZZO_SIGNIN_URL") {
+            Some(u) => {
+                Some(Url::parse(u).map_err(|e| err("VZ_VIRTUOZZO_SIGNIN_URL", e.to_string()))?)
+            }
+            None => None,
+        };
+        let vz_credentials_key = match env.get("VZ_CREDENTIALS_KEY") {
+            None => None,
+            Some(b64) => {
+                use base64::Engine;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|_| err("VZ_CREDENTIALS_KEY", "must be base64"))?;
+                if bytes.len() != 32 {
+                    return Err(err(
+                        "VZ_CREDENTIALS_KEY",
+                        "must be base64 of exactly 32 bytes (AES-256)",
+                    ));
+                }
+                Some(SecretBytes::new(bytes))
+            }
+        };
+
+        let trusted_proxies = match env.get("TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<IpNet>()
+                        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                        .map_err(|_| {
+                            err(
+                                "TRUSTED_PROXIES",
+                                format!("{s:?} is not an IP address or CIDR range"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+
+        let plain_http_localhost = base_url.scheme() == "http"
+            && matches!(
+                base_url.host_str(),
+                Some("localhost" | "127.0.0.1" | "[::1]")
+            );
+        let cookie_secure = env
+            .boolean("COOKIE_SECURE")?
+            .unwrap_or(!plain_http_localhost);
+
+        let log_format = match env.get("LOG_FORMAT").unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(err(
+                    "LOG_FORMAT",
+                    format!("must be text or json (got {other:?})"),
+                ));
+            }
+        };
+        let log_level = env.get("LOG_LEVEL").unwrap_or("info").to_ascii_lowercase();
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(err(
+                "LOG_LEVEL",
+                format!("{log_level:?} is not a level or filter"),
+            ));
+        }
+
+        let minutes = |n: u64| Duration::from_secs(n * 60);
+        let config = Config {
+            bind_addr,
+            base_url,
+            data_dir,
+            sql,
+            db_max_connections: env.positive("DATABASE_MAX_CONNECTIONS", 10)? as u32,
+            db_acquire_timeout: Duration::from_millis(
+                env.positive("DATABASE_ACQUIRE_TIMEOUT_MS", 3000)?,
+            ),
+            ephemeral,
+            redis_timeout: Duration::from_millis(env.positive("REDIS_TIMEOUT_MS", 1000)?),
+            jwt_secret,
+            jwt_previous_secret,
+            jwt_secret_generated,
+            access_token_ttl: minutes(env.positive("ACCESS_TOKEN_TTL_MINUTES", 15)?),
+            refresh_token_ttl: Duration::from_secs(
+                env.positive("REFRESH_TOKEN_TTL_DAYS", 7)? * 86_400,
+            ),
+            refresh_idle_timeout: minutes(env.positive("REFRESH_IDLE_TIMEOUT_MINUTES", 60)?),
+            refresh_reuse_grace: Duration::from_secs(
+                env.positive("REFRESH_REUSE_GRACE_SECONDS", 10)?,
+            ),
+            preauth_token_ttl: Duration::from_secs(env.positive("PREAUTH_TOKEN_TTL_SECONDS", 300)?),
+            concurrent_login_ttl: Duration::from_secs(
+                env.positive("CONCURRENT_LOGIN_TTL_SECONDS", 600)?,
+            ),
+            csrf_token_ttl: Duration::from_secs(env.positive("CSRF_TOKEN_TTL_HOURS", 12)? * 3600),
+            email_verification_ttl: Duration::from_secs(
+                env.positive("EMAIL_VERIFICATION_TOKEN_TTL_HOURS", 24)? * 3600,
+            ),
+            trusted_device_ttl: Duration::from_secs(
+                env.positive("TRUSTED_DEVICE_TTL_DAYS", 90)? * 86_400,
+            ),
+            login_rate_limit_attempts: env.positive("LOGIN_RATE_LIMIT_ATTEMPTS", 5)? as u32,
+            login_rate_limit_ip_attempts: env.positive("LOGIN_RATE_LIMIT_IP_ATTEMPTS", 50)? as u32,
+            login_rate_limit_window: Duration::from_secs(
+                env.positive("LOGIN_RATE_LIMIT_WINDOW_SECONDS", 300)?,
+            ),
+            otp_max_attempts: env.positive("OTP_MAX_ATTEMPTS", 5)? as u32,
+            password_hash_concurrency: env.positive(
+                "PASSWORD_HASH_CONCURRENCY",
+                std::thread::available_parallelism()
+                    .map(|n| n.get() as u64)
+                    .unwrap_or(2),
+            )? as usize,
+            email_backend,
+            email_from,
+            postmark_device_approval_template_id: env
+                .get("POSTMARK_DEVICE_APPROVAL_TEMPLATE_ID")
+                .map(str::to_owned),
+            vz_signin_url,
+            vz_credentials_key,
+            vz_session_ttl: minutes(env.positive("VZ_SESSION_TTL_MINUTES", 60)?),
+            vz_timeout: Duration::from_secs(env.positive("VZ_TIMEOUT_SECONDS", 10)?),
+            trusted_proxies,
+            cookie_secure,
+            cookie_domain: env.get("COOKIE_DOMAIN").map(str::to_owned),
+            log_level,
+            log_format,
+            request_timeout: Duration::from_secs(env.positive("REQUEST_TIMEOUT_SECONDS", 30)?),
+        };
+        if config.refresh_idle_timeout > config.refresh_token_ttl {
+            return Err(err(
+                "REFRESH_IDLE_TIMEOUT_MINUTES",
+                "must not exceed the absolute lifetime REFRESH_TOKEN_TTL_DAYS",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+/// Embedded mode only: a missing `JWT_SECRET_KEY` is generated once, stored with owner-only
+/// permissions under the data directory, and reused on restart.
+fn load_or_generate_jwt_key(data_dir: &Path) -> Result<SecretBytes, ConfigError> {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let path = data_dir.join(GENERATED_JWT_KEY_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let key = text.trim().as_bytes().to_vec();
+        if key.len() < MIN_JWT_KEY_BYTES {
+            return Err(err(
+                "JWT_SECRET_KEY",
+                format!("the stored key in {} is too short", path.display()),
+            ));
+        }
+        return Ok(SecretBytes::new(key));
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        err(
+            "DATA_DIR",
+            format!("cannot create {}: {e}", data_dir.display()),
+        )
+    })?;
+    let mut raw = [0u8; 48];
+    getrandom::fill(&mut raw).map_err(|e| err("JWT_SECRET_KEY", format!("no randomness: {e}")))?;
+    let key = engine.encode(raw);
+    write_owner_only(&path, key.as_bytes())
+        .map_err(|e| err("DATA_DIR", format!("cannot write {}: {e}", path.display())))?;
+    Ok(SecretBytes::new(key.into_bytes()))
+}
+
+fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn short_jwt_key_is_rejected_naming_the_variable() {
+        let e = Config::from_env(&env(&[("JWT_SECRET_KEY", "short")])).unwrap_err();
+        assert_eq!(e.var, "JWT_SECRET_KEY");
+    }
+
+    #[test]
+    fn postgres_requires_redis_and_key() {
+        let e = Config::from_env(&env(&[("DATABASE_URL", "postgres://x/mbpanel")])).unwrap_err();
+        assert_eq!(e.var, "REDIS_URL");
+        let e = Config::from_env(&env(&[
+            ("DATABASE_URL", "postgres://x/mbpanel"),
+            ("REDIS_URL", "redis://127.0.0.1"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.var, "JWT_SECRET_KEY");
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug() {
+        let key = "k".repeat(40);
+        let cfg = Config::from_env(&env(&[("JWT_SECRET_KEY", &key)])).unwrap();
+        assert!(!format!("{cfg:?}").contains(&key));
+    }
+
+    #[test]
+    fn cookies_secure_unless_plain_http_localhost() {
+        let key = "k".repeat(40);
+        let cfg = Config::from_env(&env(&[("JWT_SECRET_KEY", &key)])).unwrap();
+        assert!(!cfg.cookie_secure);
+        let cfg = Config::from_env(&env(&[
+            ("JWT_SECRET_KEY", &key),
+            ("BASE_URL", "https://panel.example"),
+        ]))
+        .unwrap();
+        assert!(cfg.cookie_secure);
+    }
+}

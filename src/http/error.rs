@@ -1,0 +1,136 @@
+//! The one place where service errors become HTTP answers: a status, a stable `code`, the
+//! human `detail`, and the fields a case needs. Internal errors are logged with their cause and
+//! answered opaquely.
+
+use std::any::Any;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::service::Error;
+
+/// Seconds a client should wait before retrying when a dependency is down.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
+impl Error {
+    /// Status and stable machine code of each error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
+        match self {
+            Error::NotAuthenticated => (S::UNAUTHORIZED, "not_authenticated"),
+            Error::InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
+            Error::EmailNotVerified => (S::FORBIDDEN, "email_not_verified"),
+            Error::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited"),
+            Error::PreauthExpired => (S::UNAUTHORIZED, "preauth_expired"),
+            Error::OtpRequired => (S::FORBIDDEN, "otp_required"),
+            Error::OtpNotPending => (S::BAD_REQUEST, "otp_not_pending"),
+            Error::OtpInvalid { .. } => (S::UNAUTHORIZED, "otp_invalid"),
+            Error::OtpAttemptsExceeded => (S::UNAUTHORIZED, "otp_attempts_exceeded"),
+            Error::TokenInvalid => (S::BAD_REQUEST, "token_invalid"),
+            Error::SessionExpired => (S::UNAUTHORIZED, "session_expired"),
+            Error::RefreshTokenReused => (S::UNAUTHORIZED, "refresh_token_reused"),
+            Error::CsrfMismatch => (S::FORBIDDEN, "csrf_mismatch"),
+            Error::NotMember => (S::FORBIDDEN, "not_member"),
+            Error::MissingPermission(_) => (S::FORBIDDEN, "missing_permission"),
+            Error::UserNotFound => (S::NOT_FOUND, "user_not_found"),
+            Error::Validation { .. } => (S::UNPROCESSABLE_ENTITY, "validation_error"),
+            Error::BadRequest(_) => (S::BAD_REQUEST, "bad_request"),
+            Error::NotFound => (S::NOT_FOUND, "not_found"),
+            Error::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Error::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Error::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Error::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "service_unavailable"),
+            Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let detail = match &self {
+            Error::Internal(cause) => {
+                tracing::error!(event = "internal_error", error = ?cause);
+                "Internal server error".to_owned()
+            }
+            Error::Unavailable(dependency) => {
+                tracing::warn!(event = "dependency_unavailable", dependency);
+                "Service temporarily unavailable".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({ "detail": detail, "code": code });
+        let mut retry_after = None;
+        match &self {
+            Error::RateLimited { retry_after: wait } => {
+                retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            Error::Unavailable(dependency) => {
+                body["dependency"] = Value::from(*dependency);
+                retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
+            }
+            Error::OtpInvalid { attempts_remaining } => {
+                body["attempts_remaining"] = Value::from(*attempts_remaining)
+            }
+            Error::MissingPermission(slug) => body["permission"] = Value::from(slug.as_str()),
+            Error::Validation { field, .. } => body["field"] = Value::from(*field),
+            _ => {}
+        }
+        let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+pub async fn not_found() -> Error {
+    Error::NotFound
+}
+
+pub async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
+}
+
+/// A panic in a handler becomes an opaque 500 (the server keeps running).
+pub fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!(event = "handler_panicked");
+    let body = json!({ "detail": "Internal server error", "code": "internal_error" });
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guide_messages_and_codes() {
+        let cases = [
+            (Error::NotAuthenticated, 401, "Not authenticated"),
+            (Error::CsrfMismatch, 403, "CSRF token mismatch"),
+            (Error::NotMember, 403, "Not a member of team"),
+            (
+                Error::MissingPermission("audit.read".into()),
+                403,
+                "Missing permission: audit.read",
+            ),
+            (Error::UserNotFound, 404, "User not found"),
+            (Error::PreauthExpired, 401, "Pre-auth token expired"),
+            (Error::TokenInvalid, 400, "Token expired or invalid"),
+        ];
+        for (error, status, detail) in cases {
+            assert_eq!(error.status_and_code().0.as_u16(), status);
+            assert_eq!(error.to_string(), detail);
+        }
+    }
+
+    #[test]
+    fn internal_errors_are_opaque() {
+        let response = Error::Internal(anyhow::anyhow!("password=hunter2 in SQL")).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

@@ -1,0 +1,9 @@
+//! Extractors: a handler's signature says what it needs.
+
+mod auth;
+mod client;
+mod json;
+
+pub use auth::{AuthSession, Credentials, csrf_ok};
+pub use client::Client;
+pub use json::ApiJson;

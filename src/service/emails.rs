@@ -1,0 +1,87 @@
+//! The emails the service sends, rendered when queued and stored in the durable outbox.
+
+use super::ports::OutgoingEmail;
+use super::{Auth, Result};
+use crate::domain::time::now_ms;
+
+pub const TEMPLATE_EMAIL_VERIFICATION: &str = "email-verification";
+pub const TEMPLATE_ALREADY_REGISTERED: &str = "already-registered";
+pub const TEMPLATE_LOGIN_CODE: &str = "device-approval-code";
+
+pub fn email_verification(to: &str, name: &str, link: &str, ttl_hours: u64) -> OutgoingEmail {
+    OutgoingEmail {
+        to: to.to_owned(),
+        template: TEMPLATE_EMAIL_VERIFICATION.to_owned(),
+        subject: "Verify your email address".to_owned(),
+        text: format!(
+            "Hello {name},\n\nconfirm your email address for mbpanel by opening this link:\n\n{link}\n\n\
+             The link works once and expires in {ttl_hours} hours. If you did not sign up, ignore this email.\n"
+        ),
+        model: serde_json::json!({ "name": name, "action_url": link, "ttl_hours": ttl_hours }),
+    }
+}
+
+pub fn already_registered(to: &str, login_url: &str) -> OutgoingEmail {
+    OutgoingEmail {
+        to: to.to_owned(),
+        template: TEMPLATE_ALREADY_REGISTERED.to_owned(),
+        subject: "Someone tried to sign up with your email".to_owned(),
+        text: format!(
+            "Hello,\n\nsomeone (perhaps you) tried to create an mbpanel account with this address, \
+             which already has one. Sign in at {login_url}. If it was not you, you can ignore this email.\n"
+        ),
+        model: serde_json::json!({ "login_url": login_url }),
+    }
+}
+
+pub fn login_code(
+    to: &str,
+    name: &str,
+    code: &str,
+    device: &str,
+    ip: &str,
+    ttl_minutes: u64,
+) -> OutgoingEmail {
+    OutgoingEmail {
+        to: to.to_owned(),
+        template: TEMPLATE_LOGIN_CODE.to_owned(),
+        subject: format!("Your mbpanel sign-in code: {code}"),
+        text: format!(
+            "Hello {name},\n\na sign-in from a new device needs your approval.\n\n\
+             Device: {device}\nIP address: {ip}\n\nYour verification code: {code}\n\n\
+             It expires in {ttl_minutes} minutes. If this was not you, change your password.\n"
+        ),
+        model: serde_json::json!({
+            "name": name, "code": code, "device": device, "ip": ip, "ttl_minutes": ttl_minutes
+        }),
+    }
+}
+
+impl Auth {
+    /// Stores the message in the outbox before the request returns; the worker sends it.
+    pub(crate) async fn queue_email(&self, email: OutgoingEmail) -> Result<()> {
+        let payload = serde_json::json!({
+            "template": email.template,
+            "subject": email.subject,
+            "text": email.text,
+            "model": email.model,
+        });
+        self.repo
+            .enqueue_email(&email.to, &email.template, &payload.to_string(), now_ms())
+            .await?;
+        self.outbox_wakeup.notify_one();
+        Ok(())
+    }
+}
+
+/// Rebuilds an outgoing email from its outbox row.
+pub fn from_outbox(to: &str, payload: &str) -> Option<OutgoingEmail> {
+    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
+    Some(OutgoingEmail {
+        to: to.to_owned(),
+        template: v.get("template")?.as_str()?.to_owned(),
+        subject: v.get("subject")?.as_str()?.to_owned(),
+        text: v.get("text")?.as_str()?.to_owned(),
+        model: v.get("model").cloned().unwrap_or_default(),
+    })
+}

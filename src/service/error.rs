@@ -1,0 +1,81 @@
+//! The one error type of the service layer. `http::error` maps it to status codes and the
+//! `{"detail","code"}` body in one place.
+
+use std::time::Duration;
+
+use super::ports::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Not authenticated")]
+    NotAuthenticated,
+    #[error("Invalid email or password")]
+    InvalidCredentials,
+    #[error("Email address not verified")]
+    EmailNotVerified,
+    #[error("Too many attempts")]
+    RateLimited { retry_after: Duration },
+    #[error("Pre-auth token expired")]
+    PreauthExpired,
+    #[error("Email verification code required")]
+    OtpRequired,
+    #[error("No verification code is pending for this sign-in")]
+    OtpNotPending,
+    #[error("Invalid verification code")]
+    OtpInvalid { attempts_remaining: u32 },
+    #[error("Too many invalid codes; sign in again")]
+    OtpAttemptsExceeded,
+    #[error("Token expired or invalid")]
+    TokenInvalid,
+    #[error("Session expired or revoked")]
+    SessionExpired,
+    #[error("Session revoked: refresh token reuse detected")]
+    RefreshTokenReused,
+    #[error("CSRF token mismatch")]
+    CsrfMismatch,
+    #[error("Not a member of team")]
+    NotMember,
+    #[error("Missing permission: {0}")]
+    MissingPermission(String),
+    #[error("User not found")]
+    UserNotFound,
+    #[error("{message}")]
+    Validation {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("Not found")]
+    NotFound,
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    #[error("Request body too large")]
+    PayloadTooLarge,
+    #[error("Expected a JSON body (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("{0} is unavailable")]
+    Unavailable(&'static str),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
+        Error::Validation {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable { dependency, .. } => Error::Unavailable(dependency),
+            StoreError::Other(e) => Error::Internal(e),
+        }
+    }
+}

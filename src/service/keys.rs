@@ -1,0 +1,47 @@
+//! Names of the ephemeral keys. The guide's operators look for the first four exactly so.
+
+use crate::domain::SessionId;
+
+pub fn preauth(token: &str) -> String {
+    format!("preauth:{token}")
+}
+
+pub fn refresh(jti: &str) -> String {
+    format!("refresh:{jti}")
+}
+
+pub fn blacklist(jti: &str) -> String {
+    format!("blacklist:{jti}")
+}
+
+pub fn concurrent_login_state(token: &str) -> String {
+    format!("concurrent_login:state:{token}")
+}
+
+/// Set when a session is revoked: kills every access token of the session at once, including
+/// ones issued before its last refresh.
+pub fn session_revoked(sid: SessionId) -> String {
+    format!("session_revoked:{sid}")
+}
+
+/// Present while the revocation markers are complete. Its absence (Redis flushed or restarted
+/// empty) makes revocation checks consult SQL until the markers are rebuilt.
+pub const REVOCATION_EPOCH: &str = "revocation:epoch";
+pub const REVOCATION_REBUILD_LOCK: &str = "revocation:rebuild_lock";
+
+pub fn otp_attempts(preauth_token: &str) -> String {
+    format!("otp_attempts:{preauth_token}")
+}
+
+/// Failed-login counters. The account is keyed by a hash, so emails do not sit in key names.
+pub fn login_failures_account(email_hash: &str) -> String {
+    format!("ratelimit:login:account:{email_hash}")
+}
+
+pub fn login_failures_ip(ip: &str) -> String {
+    format!("ratelimit:login:ip:{ip}")
+}
+
+pub fn verification_resend(email_hash: &str) -> String {
+    format!("ratelimit:verify_resend:{email_hash}")
+}

@@ -1,0 +1,265 @@
+//! Step 1 and 2 of the login flow: password → pre-auth token (+ an emailed code for an unknown
+//! device) → code verification.
+
+use serde::{Deserialize, Serialize};
+
+use super::ports::Membership;
+use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
+use crate::domain::UserId;
+use crate::domain::email::Email;
+use crate::domain::password::MAX_PASSWORD_CHARS;
+use crate::domain::time::{Millis, ms, now_ms};
+
+/// What `preauth:<token>` holds: a login that passed the password check and may still need
+/// its emailed code. Readable with `redis-cli GET`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PreauthState {
+    pub user_id: UserId,
+    pub otp_required: bool,
+    pub otp_verified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp_digest: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: Millis,
+}
+
+impl PreauthState {
+    pub fn ready_for_exchange(&self) -> bool {
+        !self.otp_required || self.otp_verified
+    }
+}
+
+pub struct LoginOutcome {
+    pub preauth_token: String,
+    pub otp_required: bool,
+    pub expires_in: u64,
+    pub teams: Vec<Membership>,
+}
+
+pub struct OtpOutcome {
+    /// A new trusted-device id for the device cookie.
+    pub device_token: String,
+}
+
+impl Auth {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        device_token: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<LoginOutcome> {
+        let email = Email::parse(email).map_err(|e| Error::validation("email", e.0))?;
+        if password.is_empty() || password.chars().count() > MAX_PASSWORD_CHARS {
+            return Err(Error::validation("password", "password is required"));
+        }
+        let attempt = match self
+            .begin_login_attempt(email.as_str(), client.ip.as_deref())
+            .await
+        {
+            Ok(a) => a,
+            Err(e @ Error::RateLimited { .. }) => {
+                self.audit(
+                    "login_rate_limited",
+                    None,
+                    None,
+                    client,
+                    serde_json::json!({}),
+                )
+                .await;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+
+        let user = self
+            .repo
+            .user_by_email(email.as_str())
+            .await?
+            .filter(|u| u.deleted_at.is_none());
+        let valid = self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await?;
+        let user = match user {
+            Some(user) if valid => user,
+            user => {
+                self.audit(
+                    "login_failed",
+                    user.as_ref().map(|u| u.id),
+                    None,
+                    client,
+                    serde_json::json!({ "reason": "invalid_credentials" }),
+                )
+                .await;
+                return Err(Error::InvalidCredentials);
+            }
+        };
+        self.login_attempt_succeeded(attempt).await?;
+        if user.email_verified_at.is_none() {
+            return Err(Error::EmailNotVerified);
+        }
+
+        let now = now_ms();
+        let trusted = match device_token.filter(|t| !t.is_empty() && t.len() <= 128) {
+            Some(t) => {
+                self.repo
+                    .is_trusted_device(user.id, &tokens::hash_token(t), now)
+                    .await?
+            }
+            None => false,
+        };
+        let preauth_token = tokens::random_token();
+        let ttl = self.settings.preauth_token_ttl;
+        let mut state = PreauthState {
+            user_id: user.id,
+            otp_required: !trusted,
+            otp_verified: false,
+            otp_digest: None,
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+            created_at: now,
+        };
+        if state.otp_required {
+            let code = tokens::random_otp_code();
+            state.otp_digest = Some(self.keys.otp_digest(&preauth_token, &code));
+            let device = client.user_agent.as_deref().unwrap_or("unknown device");
+            let ip = client.ip.as_deref().unwrap_or("unknown");
+            let email = emails::login_code(
+                &user.email,
+                &user.name,
+                &code,
+                device,
+                ip,
+                ttl.as_secs().div_ceil(60),
+            );
+            self.queue_email(email).await?;
+        }
+        let value = serde_json::to_string(&state).map_err(anyhow::Error::from)?;
+        self.store
+            .set(&keys::preauth(&preauth_token), &value, ttl)
+            .await?;
+        let teams = self.repo.memberships(user.id).await?;
+        self.audit(
+            "login_password_verified",
+            Some(user.id),
+            None,
+            client,
+            serde_json::json!({ "otp_required": state.otp_required }),
+        )
+        .await;
+        Ok(LoginOutcome {
+            preauth_token,
+            otp_required: state.otp_required,
+            expires_in: ttl.as_secs(),
+            teams,
+        })
+    }
+
+    pub(crate) async fn load_preauth(&self, token: &str) -> Result<Option<(String, PreauthState)>> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let Some(raw) = self.store.get(&keys::preauth(token)).await? else {
+            return Ok(None);
+        };
+        let state = serde_json::from_str(&raw).map_err(anyhow::Error::from)?;
+        Ok(Some((raw, state)))
+    }
+
+    /// Checks the emailed code. Each wrong code counts; the last allowed one burns the
+    /// pre-auth token, so the code cannot be brute-forced.
+    pub async fn verify_otp(
+        &self,
+        preauth_token: &str,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<OtpOutcome> {
+        if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::validation("code", "code must be 6 digits"));
+        }
+        let (raw, state) = self
+            .load_preauth(preauth_token)
+            .await?
+            .ok_or(Error::PreauthExpired)?;
+        let Some(expected) = state
+            .otp_digest
+            .as_deref()
+            .filter(|_| state.otp_required && !state.otp_verified)
+        else {
+            return Err(Error::OtpNotPending);
+        };
+        let max = self.settings.otp_max_attempts;
+        let attempts_key = keys::otp_attempts(preauth_token);
+        let (attempts, _) = self
+            .store
+            .increment(&attempts_key, 1, self.settings.preauth_token_ttl)
+            .await?;
+        let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+        if attempts > max {
+            self.store.delete(&keys::preauth(preauth_token)).await?;
+            return Err(Error::OtpAttemptsExceeded);
+        }
+        let given = self.keys.otp_digest(preauth_token, code);
+        if !tokens::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            self.audit(
+                "otp_failed",
+                Some(state.user_id),
+                None,
+                client,
+                serde_json::json!({ "attempt": attempts }),
+            )
+            .await;
+            if attempts >= max {
+                self.store.delete(&keys::preauth(preauth_token)).await?;
+                return Err(Error::OtpAttemptsExceeded);
+            }
+            return Err(Error::OtpInvalid {
+                attempts_remaining: max - attempts,
+            });
+        }
+
+        let verified = PreauthState {
+            otp_verified: true,
+            otp_digest: None,
+            ..state.clone()
+        };
+        let ttl = self
+            .store
+            .ttl(&keys::preauth(preauth_token))
+            .await?
+            .ok_or(Error::PreauthExpired)?;
+        let new_value = serde_json::to_string(&verified).map_err(anyhow::Error::from)?;
+        if !self
+            .store
+            .compare_and_swap(&keys::preauth(preauth_token), &raw, &new_value, ttl)
+            .await?
+        {
+            return Err(Error::PreauthExpired);
+        }
+        self.store.delete(&attempts_key).await?;
+
+        let now = now_ms();
+        let device_token = tokens::random_token();
+        let expires_at = now + ms(self.settings.trusted_device_ttl);
+        self.repo
+            .trust_device(
+                state.user_id,
+                &tokens::hash_token(&device_token),
+                client.user_agent.as_deref(),
+                now,
+                expires_at,
+            )
+            .await?;
+        self.audit(
+            "otp_verified",
+            Some(state.user_id),
+            None,
+            client,
+            serde_json::json!({}),
+        )
+        .await;
+        Ok(OtpOutcome { device_token })
+    }
+}

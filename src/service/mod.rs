@@ -1,0 +1,119 @@
+//! The use cases of the auth service. `Auth` holds the ports and settings; each file adds the
+//! methods of one use case (`impl Auth` blocks).
+
+pub mod audit;
+pub mod emails;
+pub mod error;
+pub mod keys;
+pub mod login;
+pub mod passwords;
+pub mod ports;
+pub mod profile;
+pub mod rate_limit;
+pub mod registration;
+pub mod revocation;
+pub mod session;
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use url::Url;
+
+pub use error::{Error, Result};
+use passwords::PasswordHasher;
+use ports::{EphemeralStore, Repository};
+use tokens::TokenKeys;
+
+use crate::config::Config;
+
+/// Settings of the use cases, taken from the validated `Config`.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub base_url: Url,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub refresh_idle_timeout: Duration,
+    pub refresh_reuse_grace: Duration,
+    pub preauth_token_ttl: Duration,
+    pub csrf_token_ttl: Duration,
+    pub email_verification_ttl: Duration,
+    pub trusted_device_ttl: Duration,
+    pub login_rate_limit_attempts: u32,
+    pub login_rate_limit_ip_attempts: u32,
+    pub login_rate_limit_window: Duration,
+    pub otp_max_attempts: u32,
+}
+
+impl AuthSettings {
+    pub fn from_config(c: &Config) -> Self {
+        Self {
+            base_url: c.base_url.clone(),
+            access_token_ttl: c.access_token_ttl,
+            refresh_token_ttl: c.refresh_token_ttl,
+            refresh_idle_timeout: c.refresh_idle_timeout,
+            refresh_reuse_grace: c.refresh_reuse_grace,
+            preauth_token_ttl: c.preauth_token_ttl,
+            csrf_token_ttl: c.csrf_token_ttl,
+            email_verification_ttl: c.email_verification_ttl,
+            trusted_device_ttl: c.trusted_device_ttl,
+            login_rate_limit_attempts: c.login_rate_limit_attempts,
+            login_rate_limit_ip_attempts: c.login_rate_limit_ip_attempts,
+            login_rate_limit_window: c.login_rate_limit_window,
+            otp_max_attempts: c.otp_max_attempts,
+        }
+    }
+}
+
+/// Who is asking: recorded in sessions and the audit log, used by the per-IP rate limit.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+pub struct Auth {
+    pub(crate) repo: Arc<dyn Repository>,
+    pub(crate) store: Arc<dyn EphemeralStore>,
+    pub(crate) keys: TokenKeys,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) settings: AuthSettings,
+    /// Wakes the email outbox worker when a message is queued.
+    pub(crate) outbox_wakeup: Arc<Notify>,
+}
+
+impl Auth {
+    pub fn new(
+        repo: Arc<dyn Repository>,
+        store: Arc<dyn EphemeralStore>,
+        keys: TokenKeys,
+        hasher: PasswordHasher,
+        settings: AuthSettings,
+        outbox_wakeup: Arc<Notify>,
+    ) -> Self {
+        Self {
+            repo,
+            store,
+            keys,
+            hasher,
+            settings,
+            outbox_wakeup,
+        }
+    }
+
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    pub fn keys(&self) -> &TokenKeys {
+        &self.keys
+    }
+
+    pub fn link(&self, path: &str, token: &str) -> String {
+        let mut url = self.settings.base_url.clone();
+        url.set_path(path);
+        url.query_pairs_mut().clear().append_pair("token", token);
+        url.to_string()
+    }
+}

@@ -1,0 +1,296 @@
+//! The ports the service needs from the outside world. `store/` and `mail/` implement them;
+//! only the wiring in `app.rs` knows which implementation runs.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::domain::time::Millis;
+use crate::domain::{RoleId, SessionId, TeamId, UserId};
+
+/// A failure of a store. `Unavailable` is a dependency that is down or too slow: the service
+/// fails closed with 503 and recovers when it returns.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{dependency} unavailable: {reason}")]
+    Unavailable {
+        dependency: &'static str,
+        reason: String,
+    },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+// ---------------------------------------------------------------------------------------------
+// The ephemeral store: shaped on what Redis does atomically.
+// ---------------------------------------------------------------------------------------------
+
+/// Fast, expiring state shared by every instance. Every key has a TTL.
+#[async_trait]
+pub trait EphemeralStore: Send + Sync {
+    /// SET key value PX ttl.
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<()>;
+    /// SET key value NX PX ttl; true when the key was absent and is now set.
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<bool>;
+    async fn get(&self, key: &str) -> StoreResult<Option<String>>;
+    /// MGET: one round trip for several keys.
+    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<String>>>;
+    /// GETDEL: atomic take; exactly one caller gets the value.
+    async fn take(&self, key: &str) -> StoreResult<Option<String>>;
+    async fn delete(&self, key: &str) -> StoreResult<bool>;
+    /// INCRBY with an expiry set when the key is created. Returns the new count and the time
+    /// left before the counter expires.
+    async fn increment(&self, key: &str, by: i64, ttl: Duration) -> StoreResult<(i64, Duration)>;
+    /// Replaces the value only if it is still `expected`; true when swapped.
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &str,
+        new: &str,
+        ttl: Duration,
+    ) -> StoreResult<bool>;
+    /// Time to live of a key, `None` when absent.
+    async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>>;
+    async fn publish(&self, channel: &str, message: &str) -> StoreResult<()>;
+    /// Messages published on `channel` from now on (best effort: a hint, never the truth).
+    async fn subscribe(&self, channel: &str) -> StoreResult<BoxStream<'static, String>>;
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SQL repository.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub email_verified_at: Option<Millis>,
+    pub deleted_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub team_id: TeamId,
+    pub team_name: String,
+    pub role_id: RoleId,
+    pub role_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub user_id: UserId,
+    pub team_id: TeamId,
+    pub refresh_token_jti: String,
+    pub device_id: Option<String>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub team_id: TeamId,
+    pub refresh_token_jti: String,
+    pub refresh_generation: i64,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: Millis,
+    pub last_seen_at: Millis,
+    pub expires_at: Millis,
+    pub revoked_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub to_address: String,
+    pub kind: String,
+    pub payload: String,
+    pub attempts: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditEntry {
+    pub event: &'static str,
+    pub actor_user_id: Option<UserId>,
+    pub user_id: Option<UserId>,
+    pub team_id: Option<TeamId>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: serde_json::Value,
+}
+
+#[async_trait]
+pub trait UserRepo: Send + Sync {
+    /// Creates the user and a personal team whose Owner is the user, atomically.
+    /// `None` when the email is taken.
+    async fn create_user_with_team(
+        &self,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+        team_name: &str,
+        now: Millis,
+    ) -> StoreResult<Option<UserId>>;
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+}
+
+#[async_trait]
+pub trait VerificationRepo: Send + Sync {
+    async fn insert_email_verification(
+        &self,
+        token: &str,
+        user_id: UserId,
+        expires_at: Millis,
+        now: Millis,
+    ) -> StoreResult<()>;
+    /// Marks the token used and the user verified, atomically; the user id when the token was
+    /// unknown-to-be-used and unexpired.
+    async fn consume_email_verification(
+        &self,
+        token: &str,
+        now: Millis,
+    ) -> StoreResult<Option<UserId>>;
+}
+
+#[async_trait]
+pub trait TeamRepo: Send + Sync {
+    /// The user's teams with their roles, oldest membership first.
+    async fn memberships(&self, user_id: UserId) -> StoreResult<Vec<Membership>>;
+    async fn membership(&self, user_id: UserId, team_id: TeamId)
+    -> StoreResult<Option<Membership>>;
+    async fn role_permissions(&self, role_id: RoleId) -> StoreResult<Vec<String>>;
+}
+
+#[async_trait]
+pub trait DeviceRepo: Send + Sync {
+    async fn is_trusted_device(
+        &self,
+        user_id: UserId,
+        device_hash: &str,
+        now: Millis,
+    ) -> StoreResult<bool>;
+    async fn trust_device(
+        &self,
+        user_id: UserId,
+        device_hash: &str,
+        user_agent: Option<&str>,
+        now: Millis,
+        expires_at: Millis,
+    ) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait SessionRepo: Send + Sync {
+    async fn create_session(&self, session: &NewSession) -> StoreResult<SessionId>;
+    async fn session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>>;
+    /// Moves the session to a newer refresh generation. False when the session is revoked or
+    /// already at that generation or later.
+    async fn rotate_session(
+        &self,
+        id: SessionId,
+        new_jti: &str,
+        generation: i64,
+        now: Millis,
+    ) -> StoreResult<bool>;
+    /// Sets `revoked_at`; false when it was already revoked.
+    async fn revoke_session(&self, id: SessionId, reason: &str, now: Millis) -> StoreResult<bool>;
+    /// Revoked sessions that have not yet expired: what the revocation markers must cover.
+    async fn revoked_unexpired_sessions(
+        &self,
+        now: Millis,
+    ) -> StoreResult<Vec<(SessionId, Millis)>>;
+}
+
+#[async_trait]
+pub trait OutboxRepo: Send + Sync {
+    async fn enqueue_email(
+        &self,
+        to: &str,
+        kind: &str,
+        payload: &str,
+        now: Millis,
+    ) -> StoreResult<i64>;
+    /// Leases up to `limit` due messages until `lease_until`; a crashed sender's lease expires
+    /// and the message is sent again.
+    async fn claim_due_emails(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>>;
+    async fn mark_email_sent(&self, id: i64, now: Millis) -> StoreResult<()>;
+    /// Records a failed attempt: retried at `retry_at`, or given up when `None`.
+    async fn mark_email_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<Millis>,
+    ) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait AuditRepo: Send + Sync {
+    async fn append_audit(&self, entry: &AuditEntry, at: Millis) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait HealthRepo: Send + Sync {
+    async fn ping_db(&self) -> StoreResult<()>;
+}
+
+/// Everything the service needs from SQL.
+pub trait Repository:
+    UserRepo
+    + VerificationRepo
+    + TeamRepo
+    + DeviceRepo
+    + SessionRepo
+    + OutboxRepo
+    + AuditRepo
+    + HealthRepo
+{
+}
+
+impl<T> Repository for T where
+    T: UserRepo
+        + VerificationRepo
+        + TeamRepo
+        + DeviceRepo
+        + SessionRepo
+        + OutboxRepo
+        + AuditRepo
+        + HealthRepo
+{
+}
+
+// ---------------------------------------------------------------------------------------------
+// Email delivery.
+// ---------------------------------------------------------------------------------------------
+
+/// A message ready for a backend. `template` names what it is, `model` carries its variables
+/// (Postmark templates render from the model; the other backends use `subject`/`text`).
+#[derive(Debug, Clone)]
+pub struct OutgoingEmail {
+    pub to: String,
+    pub template: String,
+    pub subject: String,
+    pub text: String,
+    pub model: serde_json::Value,
+}
+
+#[async_trait]
+pub trait EmailSender: Send + Sync {
+    /// Sends one message; the error is a reason fit for logs (never the message body).
+    async fn send(&self, email: &OutgoingEmail) -> Result<(), String>;
+}

@@ -1,0 +1,129 @@
+//! Sign-up and email verification.
+
+use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
+use crate::domain::email::Email;
+use crate::domain::password::check_policy;
+use crate::domain::time::{ms, now_ms};
+
+const MAX_NAME_CHARS: usize = 100;
+/// Verification emails one address may request per hour.
+const RESEND_LIMIT_PER_HOUR: i64 = 5;
+
+pub struct Registration {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+}
+
+fn validate_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::validation("name", "name is required"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(Error::validation(
+            "name",
+            format!("name must be at most {MAX_NAME_CHARS} printable characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+impl Auth {
+    /// Creates the user and their personal team, and emails a verification link. A taken email
+    /// gets the same answer (and a notice to its owner), so sign-up does not reveal accounts.
+    pub async fn register(&self, input: Registration, client: &ClientInfo) -> Result<()> {
+        let email = Email::parse(&input.email).map_err(|e| Error::validation("email", e.0))?;
+        let name = validate_name(&input.name)?;
+        check_policy(&input.password).map_err(|e| Error::validation("password", e.0))?;
+
+        // Hash first, whatever happens next: the answer takes as long for a taken email.
+        let hash = self.hasher.hash(&input.password).await?;
+        let now = now_ms();
+        let team_name = format!("{name}'s team");
+        match self
+            .repo
+            .create_user_with_team(email.as_str(), &name, &hash, &team_name, now)
+            .await?
+        {
+            Some(user_id) => {
+                self.audit(
+                    "user_registered",
+                    Some(user_id),
+                    None,
+                    client,
+                    serde_json::json!({}),
+                )
+                .await;
+                self.send_verification(user_id, email.as_str(), &name).await
+            }
+            None => {
+                let login_url = self.settings.base_url.to_string();
+                self.queue_email(emails::already_registered(email.as_str(), &login_url))
+                    .await
+            }
+        }
+    }
+
+    async fn send_verification(&self, user_id: i64, email: &str, name: &str) -> Result<()> {
+        let token = tokens::random_token();
+        let now = now_ms();
+        let ttl = self.settings.email_verification_ttl;
+        self.repo
+            .insert_email_verification(&token, user_id, now + ms(ttl), now)
+            .await?;
+        let link = self.link("/verify-email", &token);
+        self.queue_email(emails::email_verification(
+            email,
+            name,
+            &link,
+            ttl.as_secs() / 3600,
+        ))
+        .await
+    }
+
+    /// Single use, within its TTL: 400 "Token expired or invalid" otherwise.
+    pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> Result<()> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(Error::TokenInvalid);
+        }
+        let user_id = self
+            .repo
+            .consume_email_verification(token, now_ms())
+            .await?
+            .ok_or(Error::TokenInvalid)?;
+        self.audit(
+            "email_verified",
+            Some(user_id),
+            None,
+            client,
+            serde_json::json!({}),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Sends a new link to an unverified account. The answer is the same for every address;
+    /// each address gets a bounded number of emails per hour.
+    pub async fn resend_verification(&self, email: &str) -> Result<()> {
+        let Ok(email) = Email::parse(email) else {
+            return Err(Error::validation("email", "email is invalid"));
+        };
+        let Some(user) = self.repo.user_by_email(email.as_str()).await? else {
+            return Ok(());
+        };
+        if user.email_verified_at.is_some() || user.deleted_at.is_some() {
+            return Ok(());
+        }
+        let key = keys::verification_resend(&tokens::hash_token(email.as_str()));
+        let (count, _) = self
+            .store
+            .increment(&key, 1, std::time::Duration::from_secs(3600))
+            .await?;
+        if count > RESEND_LIMIT_PER_HOUR {
+            return Ok(());
+        }
+        self.send_verification(user.id, &user.email, &user.name)
+            .await
+    }
+}

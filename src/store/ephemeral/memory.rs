@@ -1,0 +1,272 @@
+//! The in-process ephemeral store: a TTL map with the same atomic operations as the Redis
+//! adapter (each operation holds the lock for its whole read-modify-write) and an in-process
+//! pub/sub. Memory is bounded: expired keys are swept every second, and when the key limit is
+//! reached new keys are refused (the service answers 503) rather than growing without bound.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::service::ports::{EphemeralStore, StoreError, StoreResult};
+
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+const BUS_CAPACITY: usize = 1024;
+
+struct Entry {
+    value: String,
+    expires_at: Instant,
+}
+
+pub struct MemoryStore {
+    entries: Mutex<HashMap<String, Entry>>,
+    max_keys: usize,
+    bus: broadcast::Sender<(String, String)>,
+}
+
+impl MemoryStore {
+    /// Creates the store and starts its sweeper (which stops when the store is dropped).
+    pub fn start(max_keys: usize) -> Arc<Self> {
+        let (bus, _) = broadcast::channel(BUS_CAPACITY);
+        let store = Arc::new(Self {
+            entries: Mutex::new(HashMap::new()),
+            max_keys,
+            bus,
+        });
+        let weak: Weak<Self> = Arc::downgrade(&store);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+            loop {
+                tick.tick().await;
+                let Some(store) = weak.upgrade() else { break };
+                store.sweep();
+            }
+        });
+        store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        // A panic while holding the lock cannot leave an entry half-written: recover the map.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn sweep(&self) {
+        let now = Instant::now();
+        self.lock().retain(|_, e| e.expires_at > now);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A live value, dropping it if expired.
+    fn live<'a>(
+        map: &'a mut HashMap<String, Entry>,
+        key: &str,
+        now: Instant,
+    ) -> Option<&'a mut Entry> {
+        if map.get(key).is_some_and(|e| e.expires_at <= now) {
+            map.remove(key);
+        }
+        map.get_mut(key)
+    }
+
+    fn insert(
+        &self,
+        map: &mut HashMap<String, Entry>,
+        key: &str,
+        value: String,
+        ttl: Duration,
+    ) -> StoreResult<()> {
+        let now = Instant::now();
+        if !map.contains_key(key) && map.len() >= self.max_keys {
+            map.retain(|_, e| e.expires_at > now);
+            if map.len() >= self.max_keys {
+                return Err(StoreError::Unavailable {
+                    dependency: "ephemeral store",
+                    reason: format!("in-process store is full ({} keys)", self.max_keys),
+                });
+            }
+        }
+        map.insert(
+            key.to_owned(),
+            Entry {
+                value,
+                expires_at: now + ttl,
+            },
+        );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EphemeralStore for MemoryStore {
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<()> {
+        let mut map = self.lock();
+        self.insert(&mut map, key, value.to_owned(), ttl)
+    }
+
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<bool> {
+        let mut map = self.lock();
+        if Self::live(&mut map, key, Instant::now()).is_some() {
+            return Ok(false);
+        }
+        self.insert(&mut map, key, value.to_owned(), ttl)?;
+        Ok(true)
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Option<String>> {
+        let mut map = self.lock();
+        Ok(Self::live(&mut map, key, Instant::now()).map(|e| e.value.clone()))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<String>>> {
+        let mut map = self.lock();
+        let now = Instant::now();
+        Ok(keys
+            .iter()
+            .map(|k| Self::live(&mut map, k, now).map(|e| e.value.clone()))
+            .collect())
+    }
+
+    async fn take(&self, key: &str) -> StoreResult<Option<String>> {
+        let mut map = self.lock();
+        let now = Instant::now();
+        Ok(map
+            .remove(key)
+            .filter(|e| e.expires_at > now)
+            .map(|e| e.value))
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<bool> {
+        let mut map = self.lock();
+        let now = Instant::now();
+        Ok(map.remove(key).is_some_and(|e| e.expires_at > now))
+    }
+
+    async fn increment(&self, key: &str, by: i64, ttl: Duration) -> StoreResult<(i64, Duration)> {
+        let mut map = self.lock();
+        let now = Instant::now();
+        if let Some(entry) = Self::live(&mut map, key, now) {
+            let n = entry
+                .value
+                .parse::<i64>()
+                .map_err(|e| StoreError::Other(e.into()))?
+                + by;
+            entry.value = n.to_string();
+            return Ok((n, entry.expires_at.saturating_duration_since(now)));
+        }
+        self.insert(&mut map, key, by.to_string(), ttl)?;
+        Ok((by, ttl))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &str,
+        new: &str,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let mut map = self.lock();
+        match Self::live(&mut map, key, Instant::now()) {
+            Some(entry) if entry.value == expected => {
+                entry.value = new.to_owned();
+                entry.expires_at = Instant::now() + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>> {
+        let mut map = self.lock();
+        let now = Instant::now();
+        Ok(Self::live(&mut map, key, now).map(|e| e.expires_at.saturating_duration_since(now)))
+    }
+
+    async fn publish(&self, channel: &str, message: &str) -> StoreResult<()> {
+        // No subscribers is not an error: pub/sub is a hint.
+        let _ = self.bus.send((channel.to_owned(), message.to_owned()));
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel: &str) -> StoreResult<BoxStream<'static, String>> {
+        let channel = channel.to_owned();
+        let stream = BroadcastStream::new(self.bus.subscribe()).filter_map(move |msg| {
+            let channel = channel.clone();
+            async move { msg.ok().filter(|(c, _)| *c == channel).map(|(_, m)| m) }
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ttl_take_cas_and_counters() {
+        let s = MemoryStore::start(100);
+        s.set("a", "1", Duration::from_millis(50)).await.unwrap();
+        assert_eq!(s.get("a").await.unwrap().as_deref(), Some("1"));
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(s.get("a").await.unwrap(), None);
+
+        s.set("t", "v", Duration::from_secs(5)).await.unwrap();
+        assert_eq!(s.take("t").await.unwrap().as_deref(), Some("v"));
+        assert_eq!(s.take("t").await.unwrap(), None);
+
+        s.set("c", "x", Duration::from_secs(5)).await.unwrap();
+        assert!(
+            !s.compare_and_swap("c", "y", "z", Duration::from_secs(5))
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.compare_and_swap("c", "x", "z", Duration::from_secs(5))
+                .await
+                .unwrap()
+        );
+
+        assert_eq!(
+            s.increment("n", 1, Duration::from_secs(5)).await.unwrap().0,
+            1
+        );
+        assert_eq!(
+            s.increment("n", 2, Duration::from_secs(5)).await.unwrap().0,
+            3
+        );
+        assert!(
+            s.set_if_absent("n", "0", Duration::from_secs(5))
+                .await
+                .is_ok_and(|set| !set)
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded() {
+        let s = MemoryStore::start(2);
+        s.set("a", "1", Duration::from_secs(5)).await.unwrap();
+        s.set("b", "1", Duration::from_secs(5)).await.unwrap();
+        assert!(matches!(
+            s.set("c", "1", Duration::from_secs(5)).await,
+            Err(StoreError::Unavailable { .. })
+        ));
+        s.set("a", "2", Duration::from_secs(5)).await.unwrap();
+    }
+}

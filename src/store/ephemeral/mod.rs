@@ -1,0 +1,4 @@
+//! The ephemeral store adapters: in-process (embedded mode) and Redis (production mode).
+
+pub mod memory;
+pub mod redis;

@@ -1,0 +1,195 @@
+//! Users, email verification tokens, trusted devices.
+
+use async_trait::async_trait;
+
+use super::{SqlStore, db_err, on_db};
+use crate::domain::UserId;
+use crate::domain::permissions::OWNER_ROLE;
+use crate::domain::time::Millis;
+use crate::service::ports::{DeviceRepo, StoreResult, UserRecord, UserRepo, VerificationRepo};
+
+type UserRow = (i64, String, String, String, Option<i64>, Option<i64>);
+
+fn user(row: UserRow) -> UserRecord {
+    let (id, email, name, password_hash, email_verified_at, deleted_at) = row;
+    UserRecord {
+        id,
+        email,
+        name,
+        password_hash,
+        email_verified_at,
+        deleted_at,
+    }
+}
+
+const USER_COLUMNS: &str = "id, email, name, password_hash, email_verified_at, deleted_at";
+
+#[async_trait]
+impl UserRepo for SqlStore {
+    async fn create_user_with_team(
+        &self,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+        team_name: &str,
+        now: Millis,
+    ) -> StoreResult<Option<UserId>> {
+        const INSERT_USER: &str =
+            "INSERT INTO users (email, name, password_hash, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $4) ON CONFLICT (email) DO NOTHING RETURNING id";
+        const INSERT_TEAM: &str =
+            "INSERT INTO teams (name, owner_user_id, created_at) VALUES ($1, $2, $3) RETURNING id";
+        const INSERT_OWNER: &str =
+            "INSERT INTO team_members (user_id, team_id, role_id, created_at)
+            SELECT $1, $2, id, $3 FROM roles WHERE team_id IS NULL AND name = $4";
+        on_db!(&self.db, |pool| {
+            let mut tx = pool.begin().await.map_err(db_err)?;
+            let id: Option<(i64,)> = sqlx::query_as(INSERT_USER)
+                .bind(email)
+                .bind(name)
+                .bind(password_hash)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let Some((user_id,)) = id else {
+                return Ok(None);
+            };
+            let (team_id,): (i64,) = sqlx::query_as(INSERT_TEAM)
+                .bind(team_name)
+                .bind(user_id)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            sqlx::query(INSERT_OWNER)
+                .bind(user_id)
+                .bind(team_id)
+                .bind(now)
+                .bind(OWNER_ROLE)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(Some(user_id))
+        })
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"));
+        let row: Option<UserRow> = on_db!(&self.db, |pool| sqlx::query_as(sql)
+            .bind(email)
+            .fetch_optional(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(row.map(user))
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"));
+        let row: Option<UserRow> = on_db!(&self.db, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(row.map(user))
+    }
+}
+
+#[async_trait]
+impl VerificationRepo for SqlStore {
+    async fn insert_email_verification(
+        &self,
+        token: &str,
+        user_id: UserId,
+        expires_at: Millis,
+        now: Millis,
+    ) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO email_verification_tokens (token, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+        on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(token)
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn consume_email_verification(
+        &self,
+        token: &str,
+        now: Millis,
+    ) -> StoreResult<Option<UserId>> {
+        const USE_TOKEN: &str = "UPDATE email_verification_tokens SET used_at = $1
+            WHERE token = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id";
+        const VERIFY_USER: &str = "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1), updated_at = $1 WHERE id = $2";
+        on_db!(&self.db, |pool| {
+            let mut tx = pool.begin().await.map_err(db_err)?;
+            let used: Option<(i64,)> = sqlx::query_as(USE_TOKEN)
+                .bind(now)
+                .bind(token)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let Some((user_id,)) = used else {
+                return Ok(None);
+            };
+            sqlx::query(VERIFY_USER)
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(Some(user_id))
+        })
+    }
+}
+
+#[async_trait]
+impl DeviceRepo for SqlStore {
+    async fn is_trusted_device(
+        &self,
+        user_id: UserId,
+        device_hash: &str,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE trusted_devices SET last_used_at = $1
+            WHERE user_id = $2 AND device_hash = $3 AND expires_at > $1 RETURNING id";
+        let row: Option<(i64,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(now)
+            .bind(user_id)
+            .bind(device_hash)
+            .fetch_optional(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(row.is_some())
+    }
+
+    async fn trust_device(
+        &self,
+        user_id: UserId,
+        device_hash: &str,
+        user_agent: Option<&str>,
+        now: Millis,
+        expires_at: Millis,
+    ) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO trusted_devices (user_id, device_hash, user_agent, created_at, last_used_at, expires_at)
+            VALUES ($1, $2, $3, $4, $4, $5)
+            ON CONFLICT (user_id, device_hash) DO UPDATE SET last_used_at = excluded.last_used_at, expires_at = excluded.expires_at";
+        on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(user_id)
+            .bind(device_hash)
+            .bind(user_agent)
+            .bind(now)
+            .bind(expires_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,150 @@
+//! The email outbox, the audit log and the database health check.
+
+use async_trait::async_trait;
+
+use super::{SqlStore, db_err, on_db};
+use crate::domain::time::Millis;
+use crate::service::ports::{
+    AuditEntry, AuditRepo, HealthRepo, OutboxMessage, OutboxRepo, StoreResult,
+};
+
+#[async_trait]
+impl OutboxRepo for SqlStore {
+    async fn enqueue_email(
+        &self,
+        to: &str,
+        kind: &str,
+        payload: &str,
+        now: Millis,
+    ) -> StoreResult<i64> {
+        const SQL: &str = "INSERT INTO email_outbox (to_address, kind, payload, status, attempts, next_attempt_at, created_at)
+            VALUES ($1, $2, $3, 'pending', 0, $4, $4) RETURNING id";
+        let (id,): (i64,) = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(to)
+            .bind(kind)
+            .bind(payload)
+            .bind(now)
+            .fetch_one(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(id)
+    }
+
+    async fn claim_due_emails(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        // A 'sending' row whose lease ran out belongs to a sender that died: claim it again.
+        const DUE: &str = "SELECT id FROM email_outbox
+            WHERE status IN ('pending', 'sending') AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2";
+        const CLAIM: &str = "UPDATE email_outbox SET status = 'sending', next_attempt_at = $1, attempts = attempts + 1
+            WHERE id = $2 AND status IN ('pending', 'sending') AND next_attempt_at <= $3
+            RETURNING id, to_address, kind, payload, attempts";
+        let due: Vec<(i64,)> = on_db!(&self.db, |pool| sqlx::query_as(DUE)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)
+        .map_err(db_err)?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for (id,) in due {
+            let row: Option<(i64, String, String, String, i64)> =
+                on_db!(&self.db, |pool| sqlx::query_as(CLAIM)
+                    .bind(lease_until)
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await)
+                .map_err(db_err)?;
+            if let Some((id, to_address, kind, payload, attempts)) = row {
+                claimed.push(OutboxMessage {
+                    id,
+                    to_address,
+                    kind,
+                    payload,
+                    attempts,
+                });
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_email_sent(&self, id: i64, now: Millis) -> StoreResult<()> {
+        const SQL: &str = "UPDATE email_outbox SET status = 'sent', sent_at = $1, last_error = NULL WHERE id = $2";
+        on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn mark_email_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<Millis>,
+    ) -> StoreResult<()> {
+        const RETRY: &str = "UPDATE email_outbox SET status = 'pending', last_error = $1, next_attempt_at = $2 WHERE id = $3";
+        const GIVE_UP: &str =
+            "UPDATE email_outbox SET status = 'failed', last_error = $1 WHERE id = $2";
+        match retry_at {
+            Some(at) => on_db!(&self.db, |pool| sqlx::query(RETRY)
+                .bind(error)
+                .bind(at)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())),
+            None => on_db!(&self.db, |pool| sqlx::query(GIVE_UP)
+                .bind(error)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())),
+        }
+        .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditRepo for SqlStore {
+    async fn append_audit(&self, e: &AuditEntry, at: Millis) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO audit_log (at, event, actor_user_id, user_id, team_id, ip_address, user_agent, details)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        let details = if e.details.is_null() {
+            "{}".to_owned()
+        } else {
+            e.details.to_string()
+        };
+        on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(at)
+            .bind(e.event)
+            .bind(e.actor_user_id)
+            .bind(e.user_id)
+            .bind(e.team_id)
+            .bind(&e.ip_address)
+            .bind(&e.user_agent)
+            .bind(&details)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HealthRepo for SqlStore {
+    async fn ping_db(&self) -> StoreResult<()> {
+        const SQL: &str = "SELECT 1";
+        let _: (i32,) =
+            on_db!(&self.db, |pool| sqlx::query_as(SQL).fetch_one(pool).await).map_err(db_err)?;
+        Ok(())
+    }
+}

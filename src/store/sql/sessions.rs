@@ -1,0 +1,130 @@
+//! `active_sessions`: the record of every session and its revocation.
+
+use async_trait::async_trait;
+
+use super::{SqlStore, db_err, on_db};
+use crate::domain::SessionId;
+use crate::domain::time::Millis;
+use crate::service::ports::{NewSession, SessionRecord, SessionRepo, StoreResult};
+
+type SessionRow = (
+    i64,
+    i64,
+    i64,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+fn session(row: SessionRow) -> SessionRecord {
+    let (
+        id,
+        user_id,
+        team_id,
+        refresh_token_jti,
+        refresh_generation,
+        ip_address,
+        user_agent,
+        created_at,
+        last_seen_at,
+        expires_at,
+        revoked_at,
+    ) = row;
+    SessionRecord {
+        id,
+        user_id,
+        team_id,
+        refresh_token_jti,
+        refresh_generation,
+        ip_address,
+        user_agent,
+        created_at,
+        last_seen_at,
+        expires_at,
+        revoked_at,
+    }
+}
+
+#[async_trait]
+impl SessionRepo for SqlStore {
+    async fn create_session(&self, s: &NewSession) -> StoreResult<SessionId> {
+        const SQL: &str = "INSERT INTO active_sessions
+            (user_id, team_id, refresh_token_jti, device_id, ip_address, user_agent, created_at, last_seen_at, expires_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING id";
+        let (id,): (i64,) = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(s.user_id)
+            .bind(s.team_id)
+            .bind(&s.refresh_token_jti)
+            .bind(&s.device_id)
+            .bind(&s.ip_address)
+            .bind(&s.user_agent)
+            .bind(s.created_at)
+            .bind(s.expires_at)
+            .fetch_one(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(id)
+    }
+
+    async fn session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>> {
+        const SQL: &str = "SELECT id, user_id, team_id, refresh_token_jti, refresh_generation, ip_address, user_agent,
+            created_at, last_seen_at, expires_at, revoked_at FROM active_sessions WHERE id = $1";
+        let row: Option<SessionRow> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(row.map(session))
+    }
+
+    async fn rotate_session(
+        &self,
+        id: SessionId,
+        new_jti: &str,
+        generation: i64,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE active_sessions SET refresh_token_jti = $1, refresh_generation = $2, last_seen_at = $3
+            WHERE id = $4 AND revoked_at IS NULL AND refresh_generation < $2";
+        let done = on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(new_jti)
+            .bind(generation)
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        Ok(done == 1)
+    }
+
+    async fn revoke_session(&self, id: SessionId, reason: &str, now: Millis) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE active_sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL";
+        let done = on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(now)
+            .bind(reason)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        Ok(done == 1)
+    }
+
+    async fn revoked_unexpired_sessions(
+        &self,
+        now: Millis,
+    ) -> StoreResult<Vec<(SessionId, Millis)>> {
+        const SQL: &str = "SELECT id, expires_at FROM active_sessions WHERE revoked_at IS NOT NULL AND expires_at > $1 ORDER BY id";
+        on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(now)
+            .fetch_all(pool)
+            .await)
+        .map_err(db_err)
+    }
+}
