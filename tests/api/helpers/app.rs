@@ -1,0 +1,340 @@
+//! Spawning the application for one test, in either mode.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mbpanel_auth::app::Application;
+use mbpanel_auth::config::{Config, Env};
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use super::smtp::{self, SmtpSink};
+
+pub const JWT_SECRET: &str = "test-secret-key-that-is-at-least-32-bytes-long";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Embedded,
+    Production,
+}
+
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn test_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn unique(prefix: &str) -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).unwrap();
+    format!("{prefix}{}", hex::encode(b))
+}
+
+/// The storage one test owns: a SQLite directory, or a PostgreSQL database and a Redis prefix.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    pub mode: Mode,
+    pub data_dir: std::path::PathBuf,
+    pub pg_database: Option<String>,
+    pub redis_prefix: String,
+    pub redis_url: String,
+}
+
+impl Storage {
+    pub async fn new(mode: Mode) -> Self {
+        let data_dir = std::env::temp_dir().join(unique("mbpanel-test-"));
+        let mut storage = Storage { mode, data_dir, pg_database: None, redis_prefix: unique("t") + ":", redis_url: test_redis_url() };
+        if mode == Mode::Production {
+            let name = unique("mbpanel_test_");
+            let mut admin = sqlx::PgConnection::connect(&admin_database_url()).await.expect("PostgreSQL for tests");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+            storage.pg_database = Some(name);
+        }
+        storage
+    }
+
+    pub fn database_url(&self) -> Option<String> {
+        let name = self.pg_database.as_ref()?;
+        let admin = url::Url::parse(&admin_database_url()).unwrap();
+        let mut url = admin.clone();
+        url.set_path(name);
+        Some(url.to_string())
+    }
+
+    /// Runs SQL against this test's database (for diagnostics and for ageing rows); every cell
+    /// as text (`NULL` for null, `{a,b}` for arrays).
+    pub async fn sql_rows(&self, sql: &str) -> Vec<Vec<String>> {
+        use sqlx::{Row, ValueRef};
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        macro_rules! cells {
+            ($rows:expr, |$r:ident, $i:ident| $extra:expr) => {
+                $rows
+                    .iter()
+                    .map(|$r| {
+                        (0..$r.len())
+                            .map(|$i| {
+                                if $r.try_get_raw($i).map(|v| v.is_null()).unwrap_or(true) {
+                                    return "NULL".to_owned();
+                                }
+                                $r.try_get::<i64, _>($i)
+                                    .map(|v| v.to_string())
+                                    .or_else(|_| $r.try_get::<i32, _>($i).map(|v| v.to_string()))
+                                    .or_else(|_| $r.try_get::<String, _>($i))
+                                    .or_else(|_| $extra)
+                                    .unwrap_or_else(|_| "?".into())
+                            })
+                            .collect::<Vec<String>>()
+                    })
+                    .collect()
+            };
+        }
+        match self.database_url() {
+            Some(url) => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
+                cells!(rows, |r, i| r.try_get::<Vec<String>, _>(i).map(|v| format!("{{{}}}", v.join(","))))
+            }
+            None => {
+                let path = self.data_dir.join("mbpanel.db");
+                let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+                let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
+                cells!(rows, |r, i| Err::<String, sqlx::Error>(sqlx::Error::RowNotFound))
+            }
+        }
+    }
+
+    pub async fn sql(&self, sql: &str) {
+        let _ = self.sql_rows(sql).await;
+    }
+
+    /// A raw Redis connection to this test's key space.
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap()
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let Some(name) = self.pg_database.take() {
+            // Dropped from a plain thread: the test's runtime may be shutting down.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_database_url()).await {
+                        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub port: u16,
+    pub mail: SmtpSink,
+    pub storage: Arc<Storage>,
+    pub settings: HashMap<String, String>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+}
+
+impl TestUser {
+    pub fn random() -> Self {
+        TestUser { email: format!("{}@example.com", unique("user")), password: "correct horse battery".into(), name: "Test User".into() }
+    }
+}
+
+/// A browser-like client: its own cookie jar.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub jar: Arc<Jar>,
+    pub base: String,
+}
+
+impl Browser {
+    pub fn cookie(&self, path: &str, name: &str) -> Option<String> {
+        let url = url::Url::parse(&format!("{}{path}", self.base)).unwrap();
+        let header = self.jar.cookies(&url)?;
+        header.to_str().ok()?.split("; ").find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_owned))
+    }
+
+    pub fn csrf(&self) -> String {
+        self.cookie("/", "mbpanel_csrf").unwrap_or_default()
+    }
+
+    pub fn access(&self) -> String {
+        self.cookie("/", "mbpanel_access").expect("an access cookie")
+    }
+
+    pub fn refresh_token(&self) -> String {
+        self.cookie("/api/v1/auth/refresh", "mbpanel_refresh").expect("a refresh cookie")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap()
+    }
+
+    /// POST with the CSRF header taken from the cookie, as the web UI does.
+    pub async fn post_csrf(&self, path: &str) -> Response {
+        self.http.post(format!("{}{path}", self.base)).header("X-CSRF-Token", self.csrf()).send().await.unwrap()
+    }
+
+    pub async fn me(&self) -> Response {
+        self.get("/api/v1/auth/me").await
+    }
+}
+
+pub async fn body(r: Response) -> Value {
+    r.json().await.unwrap_or(Value::Null)
+}
+
+pub async fn expect(r: Response, status: StatusCode) -> Value {
+    let got = r.status();
+    let headers = r.headers().clone();
+    let b = body(r).await;
+    assert_eq!(got, status, "unexpected status; body {b}, headers {headers:?}");
+    b
+}
+
+impl TestApp {
+    pub async fn spawn(mode: Mode) -> TestApp {
+        Self::spawn_with(mode, &[]).await
+    }
+
+    pub async fn spawn_with(mode: Mode, overrides: &[(&str, &str)]) -> TestApp {
+        let storage = Arc::new(Storage::new(mode).await);
+        let (mail, smtp_port) = SmtpSink::start_on(0).await;
+        Self::spawn_on(storage, mail, smtp_port, overrides).await
+    }
+
+    /// Starts an application on existing storage (a restart, or a second instance).
+    pub async fn spawn_on(storage: Arc<Storage>, mail: SmtpSink, smtp_port: u16, overrides: &[(&str, &str)]) -> TestApp {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let mut settings: HashMap<String, String> = [
+            ("BIND_ADDR", format!("127.0.0.1:{port}")),
+            ("BASE_URL", format!("http://127.0.0.1:{port}")),
+            ("DATA_DIR", storage.data_dir.display().to_string()),
+            ("JWT_SECRET_KEY", JWT_SECRET.to_owned()),
+            ("EMAIL_BACKEND", "smtp".to_owned()),
+            ("SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
+            ("LOG_LEVEL", std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "off".into())),
+            ("PASSWORD_HASH_CONCURRENCY", "2".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        if storage.mode == Mode::Production {
+            settings.insert("DATABASE_URL".into(), storage.database_url().unwrap());
+            settings.insert("REDIS_URL".into(), storage.redis_url.clone());
+            settings.insert("REDIS_KEY_PREFIX".into(), storage.redis_prefix.clone());
+        }
+        for (k, v) in overrides {
+            settings.insert((*k).to_owned(), (*v).to_owned());
+        }
+        if settings.get("TEST_LOG_LEVEL").is_none() && std::env::var("TEST_LOG_LEVEL").is_ok() {
+            mbpanel_auth::telemetry::init(&settings["LOG_LEVEL"], mbpanel_auth::config::LogFormat::Text);
+        }
+        let config = Config::from_env(&Env::from_map(settings.clone())).expect("valid test configuration");
+        let app = Application::build(config).await.expect("application starts");
+        let port = app.port();
+        let server = tokio::spawn(async move {
+            let _ = app.run_until_stopped().await;
+        });
+        TestApp { base: format!("http://127.0.0.1:{port}"), port, mail, storage, settings, server }
+    }
+
+    pub fn browser(&self) -> Browser {
+        let jar = Arc::new(Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(Arc::clone(&jar))
+            .timeout(Duration::from_secs(30))
+            .user_agent("mbpanel-tests/1.0")
+            .build()
+            .unwrap();
+        Browser { http, jar, base: self.base.clone() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Registers and verifies a user through the API and the emailed link.
+    pub async fn verified_user(&self) -> TestUser {
+        let user = TestUser::random();
+        self.register_and_verify(&user).await;
+        user
+    }
+
+    pub async fn register_and_verify(&self, user: &TestUser) {
+        let b = self.browser();
+        let r = b.post("/api/v1/auth/register", json!({ "email": user.email, "password": user.password, "name": user.name })).await;
+        expect(r, StatusCode::ACCEPTED).await;
+        let mail = self.mail.wait_for_nth(&user.email, 0).await;
+        let r = b.post("/api/v1/auth/verify-email", json!({ "token": smtp::link_token(&mail) })).await;
+        expect(r, StatusCode::OK).await;
+    }
+
+    /// Password step; returns the login answer.
+    pub async fn login(&self, b: &Browser, user: &TestUser) -> Value {
+        let r = b.post("/api/v1/auth/login", json!({ "email": user.email, "password": user.password })).await;
+        expect(r, StatusCode::OK).await
+    }
+
+    /// Password, then the emailed code when asked; returns the pre-auth token ready to exchange.
+    pub async fn login_verified(&self, b: &Browser, user: &TestUser) -> String {
+        let before = self.mail.count_to(&user.email);
+        let login = self.login(b, user).await;
+        let preauth = login["preauth_token"].as_str().unwrap().to_owned();
+        if login["otp_required"] == json!(true) {
+            let mail = self.mail.wait_for_nth(&user.email, before).await;
+            let r = b.post("/api/v1/auth/otp/verify", json!({ "preauth_token": preauth, "code": smtp::otp_code(&mail) })).await;
+            expect(r, StatusCode::OK).await;
+        }
+        preauth
+    }
+
+    /// The whole login: returns a browser holding a live session.
+    pub async fn signed_in(&self, user: &TestUser) -> Browser {
+        let b = self.browser();
+        self.sign_in(&b, user).await;
+        b
+    }
+
+    pub async fn sign_in(&self, b: &Browser, user: &TestUser) -> Value {
+        let preauth = self.login_verified(b, user).await;
+        let r = b.post("/api/v1/auth/session-exchange", json!({ "preauth_token": preauth })).await;
+        expect(r, StatusCode::OK).await
+    }
+
+    pub async fn user_id(&self, email: &str) -> i64 {
+        let rows = self.storage.sql_rows(&format!("SELECT id FROM users WHERE email = '{email}'")).await;
+        rows[0][0].parse().unwrap()
+    }
+}

@@ -1,0 +1,14 @@
+//! Black-box tests: each test starts the real application on port 0 with its own database, its
+//! own ephemeral key space and its own SMTP sink, and talks to it over HTTP. Every test runs in
+//! both modes: `embedded` (SQLite + in-process store) and `production` (PostgreSQL + Redis).
+
+mod helpers;
+
+mod input;
+mod lifecycle;
+mod login;
+mod otp;
+mod outbox;
+
+mod refresh;
+mod tokens;
