@@ -9,6 +9,7 @@ mod lifecycle;
 mod login;
 mod otp;
 mod outbox;
+mod operations;
 
 mod refresh;
 mod tokens;

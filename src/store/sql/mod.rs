@@ -99,6 +99,7 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::BeginFailed => StoreError::Unavailable {
             dependency: "database",
             reason: e.to_string(),

@@ -43,12 +43,14 @@ pub struct Storage {
     pub pg_database: Option<String>,
     pub redis_prefix: String,
     pub redis_url: String,
+    /// When set, the application reaches PostgreSQL through this local port (a `TcpProxy`).
+    pub pg_proxy_port: Option<u16>,
 }
 
 impl Storage {
     pub async fn new(mode: Mode) -> Self {
         let data_dir = std::env::temp_dir().join(unique("mbpanel-test-"));
-        let mut storage = Storage { mode, data_dir, pg_database: None, redis_prefix: unique("t") + ":", redis_url: test_redis_url() };
+        let mut storage = Storage { mode, data_dir, pg_database: None, redis_prefix: unique("t") + ":", redis_url: test_redis_url(), pg_proxy_port: None };
         if mode == Mode::Production {
             let name = unique("mbpanel_test_");
             let mut admin = sqlx::PgConnection::connect(&admin_database_url()).await.expect("PostgreSQL for tests");
@@ -58,12 +60,27 @@ impl Storage {
         storage
     }
 
+    /// The database as the test itself reaches it (never through the proxy).
     pub fn database_url(&self) -> Option<String> {
         let name = self.pg_database.as_ref()?;
-        let admin = url::Url::parse(&admin_database_url()).unwrap();
-        let mut url = admin.clone();
+        let mut url = url::Url::parse(&admin_database_url()).unwrap();
         url.set_path(name);
         Some(url.to_string())
+    }
+
+    /// The database as the application reaches it.
+    pub fn app_database_url(&self) -> Option<String> {
+        let mut url = url::Url::parse(&self.database_url()?).unwrap();
+        if let Some(port) = self.pg_proxy_port {
+            url.set_host(Some("127.0.0.1")).unwrap();
+            url.set_port(Some(port)).unwrap();
+        }
+        Some(url.to_string())
+    }
+
+    pub fn postgres_address(&self) -> String {
+        let url = url::Url::parse(&admin_database_url()).unwrap();
+        format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(5432))
     }
 
     /// Runs SQL against this test's database (for diagnostics and for ageing rows); every cell
@@ -251,7 +268,7 @@ impl TestApp {
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         if storage.mode == Mode::Production {
-            settings.insert("DATABASE_URL".into(), storage.database_url().unwrap());
+            settings.insert("DATABASE_URL".into(), storage.app_database_url().unwrap());
             settings.insert("REDIS_URL".into(), storage.redis_url.clone());
             settings.insert("REDIS_KEY_PREFIX".into(), storage.redis_prefix.clone());
         }

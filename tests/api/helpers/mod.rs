@@ -1,6 +1,7 @@
 //! The test harness.
 
 pub mod app;
+pub mod services;
 pub mod smtp;
 pub mod tokens;
 
