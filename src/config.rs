@@ -114,7 +114,6 @@ pub struct Config {
     pub cookie_domain: Option<String>,
     pub log_level: String,
     pub log_format: LogFormat,
-    pub request_timeout: Duration,
 }
 
 impl Config {
@@ -469,7 +468,6 @@ impl Config {
             cookie_domain: env.get("COOKIE_DOMAIN").map(str::to_owned),
             log_level,
             log_format,
-            request_timeout: Duration::from_secs(env.positive("REQUEST_TIMEOUT_SECONDS", 30)?),
         };
         if config.refresh_idle_timeout > config.refresh_token_ttl {
             return Err(err(

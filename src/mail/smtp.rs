@@ -39,7 +39,7 @@ impl EmailSender for SmtpSender {
             .parse()
             .map_err(|e| format!("invalid recipient: {e}"))?;
         let body = Body::new_with_encoding(email.text.clone(), ContentTransferEncoding::EightBit)
-            .unwrap_or_else(|text| Body::new(text));
+            .unwrap_or_else(Body::new);
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)

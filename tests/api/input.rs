@@ -33,7 +33,8 @@ async fn malformed_bodies_get_clear_4xx(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     // Nested inside an ignored field, so that serde's recursion limit (not a type error) answers.
     let deep = format!(r#"{{"email":"a@b.co","password":"x","name":"n","token":"t","extra":{}{}}}"#, "[".repeat(5000), "]".repeat(5000));
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, Option<StatusCode>)> = vec![
+    type Case = (&'static str, Option<&'static str>, Vec<u8>, Option<StatusCode>);
+    let cases: Vec<Case> = vec![
         ("broken json", Some("application/json"), b"{\"email\": ".to_vec(), Some(StatusCode::BAD_REQUEST)),
         ("not json", Some("application/json"), b"hello".to_vec(), Some(StatusCode::BAD_REQUEST)),
         ("empty body", Some("application/json"), Vec::new(), Some(StatusCode::BAD_REQUEST)),

@@ -2,6 +2,8 @@
 //! own ephemeral key space and its own SMTP sink, and talks to it over HTTP. Every test runs in
 //! both modes: `embedded` (SQLite + in-process store) and `production` (PostgreSQL + Redis).
 
+#![allow(clippy::unwrap_used)]
+
 mod helpers;
 
 mod input;

@@ -156,10 +156,8 @@ impl Drop for Storage {
 
 pub struct TestApp {
     pub base: String,
-    pub port: u16,
     pub mail: SmtpSink,
     pub storage: Arc<Storage>,
-    pub settings: HashMap<String, String>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -275,16 +273,16 @@ impl TestApp {
         for (k, v) in overrides {
             settings.insert((*k).to_owned(), (*v).to_owned());
         }
-        if settings.get("TEST_LOG_LEVEL").is_none() && std::env::var("TEST_LOG_LEVEL").is_ok() {
+        if std::env::var("TEST_LOG_LEVEL").is_ok() {
             mbpanel_auth::telemetry::init(&settings["LOG_LEVEL"], mbpanel_auth::config::LogFormat::Text);
         }
-        let config = Config::from_env(&Env::from_map(settings.clone())).expect("valid test configuration");
+        let config = Config::from_env(&Env::from_map(settings)).expect("valid test configuration");
         let app = Application::build(config).await.expect("application starts");
         let port = app.port();
         let server = tokio::spawn(async move {
             let _ = app.run_until_stopped().await;
         });
-        TestApp { base: format!("http://127.0.0.1:{port}"), port, mail, storage, settings, server }
+        TestApp { base: format!("http://127.0.0.1:{port}"), mail, storage, server }
     }
 
     pub fn browser(&self) -> Browser {
@@ -348,10 +346,5 @@ impl TestApp {
         let preauth = self.login_verified(b, user).await;
         let r = b.post("/api/v1/auth/session-exchange", json!({ "preauth_token": preauth })).await;
         expect(r, StatusCode::OK).await
-    }
-
-    pub async fn user_id(&self, email: &str) -> i64 {
-        let rows = self.storage.sql_rows(&format!("SELECT id FROM users WHERE email = '{email}'")).await;
-        rows[0][0].parse().unwrap()
     }
 }

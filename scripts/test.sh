@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests and the black-box suite in both modes
+# (embedded: SQLite + in-process store; production: PostgreSQL + Redis).
+#
+# PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379) are started when they
+# are not answering, and installed with apt-get when absent. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_HOST=127.0.0.1
+PG_PORT=5432
+export TEST_DATABASE_ADMIN_URL="${TEST_DATABASE_ADMIN_URL:-postgres://postgres@${PG_HOST}:${PG_PORT}/postgres}"
+export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+
+log() { printf '[test.sh] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" -eq 0 ]; then
+    log "apt-get update"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=1
+  fi
+  log "apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+postgres_answers() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT" 2>/dev/null; }
+postgres_accepts_us() { psql "$TEST_DATABASE_ADMIN_URL" -tAc 'SELECT 1' >/dev/null 2>&1; }
+
+ensure_postgres() {
+  if ! command -v pg_isready >/dev/null || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    postgres_answers 2>/dev/null && return 0
+    apt_install postgresql postgresql-client
+  fi
+  if ! postgres_answers; then
+    log "starting PostgreSQL"
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 60); do postgres_answers && break; sleep 0.5; done
+  fi
+  postgres_answers || { log "PostgreSQL does not answer on ${PG_HOST}:${PG_PORT}"; exit 1; }
+  if ! postgres_accepts_us; then
+    # A fresh Debian cluster wants passwords over TCP; the tests connect as postgres from
+    # loopback only, so trust loopback on this test machine.
+    log "allowing trust authentication from loopback for the tests"
+    local hba
+    hba=$(as_root su postgres -c "psql -tAc 'SHOW hba_file'")
+    as_root sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+    as_root su postgres -c "psql -tAc 'SELECT pg_reload_conf()'" >/dev/null
+    sleep 1
+  fi
+  postgres_accepts_us || { log "cannot connect with $TEST_DATABASE_ADMIN_URL"; exit 1; }
+}
+
+redis_answers() { redis-cli -u "$TEST_REDIS_URL" ping 2>/dev/null | grep -q PONG; }
+
+ensure_redis() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  if ! redis_answers; then
+    log "starting Redis"
+    as_root mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    for _ in $(seq 1 40); do redis_answers && break; sleep 0.25; done
+  fi
+  redis_answers || { log "Redis does not answer at $TEST_REDIS_URL"; exit 1; }
+}
+
+drop_leftover_test_databases() {
+  psql "$TEST_DATABASE_ADMIN_URL" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'mbpanel_test_%'" |
+    while read -r db; do
+      [ -n "$db" ] && psql "$TEST_DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null || true
+    done
+}
+
+ensure_postgres
+ensure_redis
+drop_leftover_test_databases
+log "PostgreSQL and Redis are up; running cargo test"
+exec cargo test "$@"
