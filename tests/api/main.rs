@@ -9,9 +9,9 @@ mod helpers;
 mod input;
 mod lifecycle;
 mod login;
+mod operations;
 mod otp;
 mod outbox;
-mod operations;
 
 mod refresh;
 mod tokens;

@@ -28,7 +28,13 @@ async fn spawn(storage: &Arc<Storage>, overrides: &[(&str, &str)]) -> TestApp {
 }
 
 async fn bearer_me(app: &TestApp, token: &str) -> StatusCode {
-    reqwest::Client::new().get(app.url("/api/v1/auth/me")).bearer_auth(token).send().await.unwrap().status()
+    reqwest::Client::new()
+        .get(app.url("/api/v1/auth/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,20 +42,43 @@ async fn guide_psql_diagnostics_run_verbatim() {
     let app = TestApp::spawn(Mode::Production).await;
     let user = TestUser::random();
     let b = app.browser();
-    b.post("/api/v1/auth/register", json!({ "email": user.email, "password": user.password, "name": "Op" })).await;
+    b.post(
+        "/api/v1/auth/register",
+        json!({ "email": user.email, "password": user.password, "name": "Op" }),
+    )
+    .await;
     let verification_token = link_token(&app.mail.wait_for_nth(&user.email, 0).await);
     let db = &app.storage;
-    let user_id = db.sql_rows(&format!("SELECT id FROM users WHERE email = '{}'", user.email)).await[0][0].clone();
+    let user_id = db
+        .sql_rows(&format!(
+            "SELECT id FROM users WHERE email = '{}'",
+            user.email
+        ))
+        .await[0][0]
+        .clone();
 
     // "Check token in DB": unused until verified.
-    let q = format!("SELECT * FROM email_verification_tokens\nWHERE token = '{verification_token}' AND used_at IS NULL;\n");
+    let q = format!(
+        "SELECT * FROM email_verification_tokens\nWHERE token = '{verification_token}' AND used_at IS NULL;\n"
+    );
     assert_eq!(db.sql_rows(&q).await.len(), 1);
-    expect(b.post("/api/v1/auth/verify-email", json!({ "token": verification_token })).await, StatusCode::OK).await;
+    expect(
+        b.post(
+            "/api/v1/auth/verify-email",
+            json!({ "token": verification_token }),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(db.sql_rows(&q).await.len(), 0);
 
     app.sign_in(&b, &user).await;
     let team_id = expect(b.me().await, StatusCode::OK).await["team"]["id"].to_string();
-    let jti = parts(&b.refresh_token()).1["jti"].as_str().unwrap().to_owned();
+    let jti = parts(&b.refresh_token()).1["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // The 403 diagnosis: role and permission slugs.
     let q = format!(
@@ -59,12 +88,19 @@ async fn guide_psql_diagnostics_run_verbatim() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0][0], user.email);
     assert_eq!(rows[0][1], "Owner");
-    for slug in ["team.members.invite", "audit.read", "virtuozzo.session.refresh", "environments.manage"] {
+    for slug in [
+        "team.members.invite",
+        "audit.read",
+        "virtuozzo.session.refresh",
+        "environments.manage",
+    ] {
         assert!(rows[0][2].contains(slug), "{slug} in {}", rows[0][2]);
     }
 
     // The 423 diagnosis: the user's active sessions.
-    let q = format!("\nSELECT * FROM active_sessions\nWHERE user_id = {user_id} AND revoked_at IS NULL;\n");
+    let q = format!(
+        "\nSELECT * FROM active_sessions\nWHERE user_id = {user_id} AND revoked_at IS NULL;\n"
+    );
     assert_eq!(db.sql_rows(&q).await.len(), 1);
     // Refresh diagnosis: the session by its refresh token id.
     let q = format!("\nSELECT * FROM active_sessions\nWHERE refresh_token_jti = '{jti}';\n");
@@ -73,21 +109,44 @@ async fn guide_psql_diagnostics_run_verbatim() {
     let q = format!("\nSELECT * FROM users WHERE email = '{}';\n", user.email);
     assert_eq!(db.sql_rows(&q).await.len(), 1);
     // Team membership diagnosis.
-    let q = format!("\nSELECT * FROM team_members\nWHERE user_id = {user_id} AND team_id = {team_id};\n");
+    let q = format!(
+        "\nSELECT * FROM team_members\nWHERE user_id = {user_id} AND team_id = {team_id};\n"
+    );
     assert_eq!(db.sql_rows(&q).await.len(), 1);
     // Virtuozzo diagnoses: the Owner, and the (not yet set) credentials.
     let q = format!("\nSELECT * FROM teams WHERE id = {team_id} AND owner_user_id = {user_id};\n");
     assert_eq!(db.sql_rows(&q).await.len(), 1);
-    let q = format!("\nSELECT vz_email, session_key_expires_at\nFROM teams WHERE id = {team_id};\n");
-    assert_eq!(db.sql_rows(&q).await, vec![vec!["NULL".to_owned(), "NULL".to_owned()]]);
+    let q =
+        format!("\nSELECT vz_email, session_key_expires_at\nFROM teams WHERE id = {team_id};\n");
+    assert_eq!(
+        db.sql_rows(&q).await,
+        vec![vec!["NULL".to_owned(), "NULL".to_owned()]]
+    );
     // Slow-login diagnosis: the email lookup is an index scan.
-    let q = format!("EXPLAIN ANALYZE SELECT * FROM users WHERE email = '{}';", user.email);
+    let q = format!(
+        "EXPLAIN ANALYZE SELECT * FROM users WHERE email = '{}';",
+        user.email
+    );
     db.sql("SET enable_seqscan = off").await;
     let plan = db.sql_rows(&q).await.concat().join("\n");
-    assert!(plan.contains("Index Scan") || plan.contains("Index Only Scan") || plan.contains("Seq Scan"), "{plan}");
+    assert!(
+        plan.contains("Index Scan")
+            || plan.contains("Index Only Scan")
+            || plan.contains("Seq Scan"),
+        "{plan}"
+    );
     let indexes = db.sql_rows("SELECT indexname FROM pg_indexes WHERE tablename IN ('users', 'active_sessions', 'team_members', 'email_outbox')").await.concat();
-    for wanted in ["users_email_key", "active_sessions_refresh_token_jti_key", "active_sessions_user_live", "team_members_pkey", "email_outbox_due"] {
-        assert!(indexes.iter().any(|i| i == wanted), "index {wanted} in {indexes:?}");
+    for wanted in [
+        "users_email_key",
+        "active_sessions_refresh_token_jti_key",
+        "active_sessions_user_live",
+        "team_members_pkey",
+        "email_outbox_due",
+    ] {
+        assert!(
+            indexes.iter().any(|i| i == wanted),
+            "index {wanted} in {indexes:?}"
+        );
     }
 }
 
@@ -103,43 +162,107 @@ async fn guide_redis_commands_find_the_keys() {
     let login = app.login(&b, &user).await;
     let preauth = login["preauth_token"].as_str().unwrap().to_owned();
     // redis-cli KEYS / --scan --pattern "preauth:*", GET and TTL "preauth:<token>"
-    let keys: Vec<String> = redis::cmd("KEYS").arg("preauth:*").query_async(&mut r).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("preauth:*")
+        .query_async(&mut r)
+        .await
+        .unwrap();
     assert_eq!(keys, vec![format!("preauth:{preauth}")]);
-    let value: String = redis::cmd("GET").arg(format!("preauth:{preauth}")).query_async(&mut r).await.unwrap();
+    let value: String = redis::cmd("GET")
+        .arg(format!("preauth:{preauth}"))
+        .query_async(&mut r)
+        .await
+        .unwrap();
     let value: Value = serde_json::from_str(&value).expect("readable JSON");
     assert_eq!(value["otp_required"], true);
-    let ttl: i64 = redis::cmd("TTL").arg(format!("preauth:{preauth}")).query_async(&mut r).await.unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("preauth:{preauth}"))
+        .query_async(&mut r)
+        .await
+        .unwrap();
     assert!((1..=300).contains(&ttl), "{ttl}");
 
     let code = crate::helpers::smtp::otp_code(&app.mail.wait_for_nth(&user.email, 1).await);
-    expect(b.post("/api/v1/auth/otp/verify", json!({ "preauth_token": preauth, "code": code })).await, StatusCode::OK).await;
-    expect(b.post("/api/v1/auth/session-exchange", json!({ "preauth_token": preauth })).await, StatusCode::OK).await;
-    let consumed: Option<String> = redis::cmd("GET").arg(format!("preauth:{preauth}")).query_async(&mut r).await.unwrap();
+    expect(
+        b.post(
+            "/api/v1/auth/otp/verify",
+            json!({ "preauth_token": preauth, "code": code }),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        b.post(
+            "/api/v1/auth/session-exchange",
+            json!({ "preauth_token": preauth }),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let consumed: Option<String> = redis::cmd("GET")
+        .arg(format!("preauth:{preauth}"))
+        .query_async(&mut r)
+        .await
+        .unwrap();
     assert!(consumed.is_none(), "the pre-auth token is single use");
 
     // redis-cli GET "refresh:<jti>"
-    let jti = parts(&b.refresh_token()).1["jti"].as_str().unwrap().to_owned();
-    let value: String = redis::cmd("GET").arg(format!("refresh:{jti}")).query_async(&mut r).await.unwrap();
+    let jti = parts(&b.refresh_token()).1["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let value: String = redis::cmd("GET")
+        .arg(format!("refresh:{jti}"))
+        .query_async(&mut r)
+        .await
+        .unwrap();
     let value: Value = serde_json::from_str(&value).unwrap();
     assert_eq!(value["state"], "live");
-    let scanned: Vec<String> = redis::cmd("SCAN").arg(0).arg("MATCH").arg("refresh:*").arg("COUNT").arg(1000).query_async::<(String, Vec<String>)>(&mut r).await.unwrap().1;
+    let scanned: Vec<String> = redis::cmd("SCAN")
+        .arg(0)
+        .arg("MATCH")
+        .arg("refresh:*")
+        .arg("COUNT")
+        .arg(1000)
+        .query_async::<(String, Vec<String>)>(&mut r)
+        .await
+        .unwrap()
+        .1;
     assert_eq!(scanned, vec![format!("refresh:{jti}")]);
 
     // Logout: redis-cli EXISTS "blacklist:<jti>", KEYS "blacklist:*"
     let access_jti = parts(&b.access()).1["jti"].as_str().unwrap().to_owned();
     expect(b.post_csrf("/api/v1/auth/logout").await, StatusCode::OK).await;
     for id in [&access_jti, &jti] {
-        let exists: i64 = redis::cmd("EXISTS").arg(format!("blacklist:{id}")).query_async(&mut r).await.unwrap();
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(format!("blacklist:{id}"))
+            .query_async(&mut r)
+            .await
+            .unwrap();
         assert_eq!(exists, 1, "blacklist:{id}");
     }
-    let keys: Vec<String> = redis::cmd("KEYS").arg("blacklist:*").query_async(&mut r).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("blacklist:*")
+        .query_async(&mut r)
+        .await
+        .unwrap();
     assert_eq!(keys.len(), 2);
 
     // After the whole workload, no key lives forever.
-    let all: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut r).await.unwrap();
+    let all: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut r)
+        .await
+        .unwrap();
     assert!(!all.is_empty());
     for key in all {
-        let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut r).await.unwrap();
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
+            .query_async(&mut r)
+            .await
+            .unwrap();
         assert!(ttl > 0, "{key} has no TTL ({ttl})");
     }
 }
@@ -162,8 +285,16 @@ async fn redis_outage_fails_closed_and_recovers() {
         b.me().await,
         b.post_csrf("/api/v1/auth/refresh").await,
         b.post_csrf("/api/v1/auth/logout").await,
-        b.post("/api/v1/auth/login", json!({ "email": other.email, "password": other.password })).await,
-        b.post("/api/v1/auth/session-exchange", json!({ "preauth_token": "x".repeat(43) })).await,
+        b.post(
+            "/api/v1/auth/login",
+            json!({ "email": other.email, "password": other.password }),
+        )
+        .await,
+        b.post(
+            "/api/v1/auth/session-exchange",
+            json!({ "preauth_token": "x".repeat(43) }),
+        )
+        .await,
     ];
     for r in calls {
         assert!(r.headers().contains_key("retry-after"));
@@ -171,7 +302,11 @@ async fn redis_outage_fails_closed_and_recovers() {
         assert_eq!(e["code"], "service_unavailable");
         assert_eq!(e["dependency"], "redis");
     }
-    assert!(started.elapsed() < Duration::from_secs(15), "bounded: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "bounded: {:?}",
+        started.elapsed()
+    );
     let ready = expect(b.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(ready["checks"]["redis"], "down");
     assert!(ready["detail"].as_str().unwrap().contains("redis"));
@@ -206,11 +341,17 @@ async fn flushed_redis_never_revives_a_revoked_token() {
     expect(b.post_csrf("/api/v1/auth/logout").await, StatusCode::OK).await;
 
     let mut r = redis.connection().await;
-    redis::cmd("FLUSHALL").query_async::<()>(&mut r).await.unwrap();
+    redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut r)
+        .await
+        .unwrap();
     assert_eq!(bearer_me(&app, &access).await, StatusCode::UNAUTHORIZED);
     let again = reqwest::Client::new()
         .post(app.url("/api/v1/auth/refresh"))
-        .header("Cookie", format!("mbpanel_refresh={refresh}; mbpanel_csrf={csrf}"))
+        .header(
+            "Cookie",
+            format!("mbpanel_refresh={refresh}; mbpanel_csrf={csrf}"),
+        )
         .header("X-CSRF-Token", &csrf)
         .send()
         .await
@@ -233,7 +374,11 @@ async fn flushed_redis_never_revives_a_revoked_token() {
     let mut r = redis.connection().await;
     let mut rebuilt = false;
     for _ in 0..30 {
-        let keys: Vec<String> = redis::cmd("KEYS").arg("session_revoked:*").query_async(&mut r).await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("session_revoked:*")
+            .query_async(&mut r)
+            .await
+            .unwrap();
         if !keys.is_empty() {
             rebuilt = true;
             break;
@@ -258,14 +403,26 @@ async fn revoked_sessions_survive_losing_the_ephemeral_store(mode: Mode) {
 
     if mode == Mode::Production {
         let mut r = storage.redis().await;
-        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}*", storage.redis_prefix)).query_async(&mut r).await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", storage.redis_prefix))
+            .query_async(&mut r)
+            .await
+            .unwrap();
         if !keys.is_empty() {
-            redis::cmd("DEL").arg(&keys).query_async::<()>(&mut r).await.unwrap();
+            redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<()>(&mut r)
+                .await
+                .unwrap();
         }
     }
     let app = spawn(&storage, &[]).await;
     assert_eq!(bearer_me(&app, &access).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(bearer_me(&app, &live_access).await, StatusCode::OK, "a live session's access token still verifies");
+    assert_eq!(
+        bearer_me(&app, &live_access).await,
+        StatusCode::OK,
+        "a live session's access token still verifies"
+    );
 }
 
 /// PostgreSQL cut off mid-run: 503 naming the database, then recovery without a restart.
@@ -281,7 +438,14 @@ async fn database_outage_fails_closed_and_recovers() {
 
     proxy.cut();
     let started = Instant::now();
-    for r in [b.me().await, b.post("/api/v1/auth/login", json!({ "email": user.email, "password": user.password })).await] {
+    for r in [
+        b.me().await,
+        b.post(
+            "/api/v1/auth/login",
+            json!({ "email": user.email, "password": user.password }),
+        )
+        .await,
+    ] {
         let status = r.status();
         let e = crate::helpers::app::body(r).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{e}");
@@ -314,24 +478,56 @@ async fn two_instances_behave_as_one() {
     // Login on A, exchange on B, use on both.
     let browser = a.browser();
     let preauth = a.login_verified(&browser, &user).await;
-    let r = reqwest::Client::new().post(b_instance.url("/api/v1/auth/session-exchange")).json(&json!({ "preauth_token": preauth })).send().await.unwrap();
-    let cookies: Vec<String> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned()).collect();
+    let r = reqwest::Client::new()
+        .post(b_instance.url("/api/v1/auth/session-exchange"))
+        .json(&json!({ "preauth_token": preauth }))
+        .send()
+        .await
+        .unwrap();
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
     expect(r, StatusCode::OK).await;
-    let access = cookies.iter().find_map(|c| c.strip_prefix("mbpanel_access=")).unwrap().to_owned();
+    let access = cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("mbpanel_access="))
+        .unwrap()
+        .to_owned();
     assert_eq!(bearer_me(&a, &access).await, StatusCode::OK);
     assert_eq!(bearer_me(&b_instance, &access).await, StatusCode::OK);
 
     // Logout on A kills the token on B at once.
-    let r = reqwest::Client::new().post(a.url("/api/v1/auth/logout")).bearer_auth(&access).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(a.url("/api/v1/auth/logout"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
     expect(r, StatusCode::OK).await;
-    assert_eq!(bearer_me(&b_instance, &access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        bearer_me(&b_instance, &access).await,
+        StatusCode::UNAUTHORIZED
+    );
 
     // Failed logins count across instances.
     for (i, instance) in [&a, &b_instance, &a, &b_instance, &a].iter().enumerate() {
-        let r = reqwest::Client::new().post(instance.url("/api/v1/auth/login")).json(&json!({ "email": user.email, "password": format!("bad {i}") })).send().await.unwrap();
+        let r = reqwest::Client::new()
+            .post(instance.url("/api/v1/auth/login"))
+            .json(&json!({ "email": user.email, "password": format!("bad {i}") }))
+            .send()
+            .await
+            .unwrap();
         expect(r, StatusCode::UNAUTHORIZED).await;
     }
-    let r = reqwest::Client::new().post(b_instance.url("/api/v1/auth/login")).json(&json!({ "email": user.email, "password": user.password })).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(b_instance.url("/api/v1/auth/login"))
+        .json(&json!({ "email": user.email, "password": user.password }))
+        .send()
+        .await
+        .unwrap();
     expect(r, StatusCode::TOO_MANY_REQUESTS).await;
 }
 

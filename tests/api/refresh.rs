@@ -13,7 +13,10 @@ use crate::helpers::{Mode, TestApp};
 async fn refresh_with(app: &TestApp, refresh: &str, csrf: &str) -> reqwest::Response {
     reqwest::Client::new()
         .post(app.url("/api/v1/auth/refresh"))
-        .header("Cookie", format!("mbpanel_refresh={refresh}; mbpanel_csrf={csrf}"))
+        .header(
+            "Cookie",
+            format!("mbpanel_refresh={refresh}; mbpanel_csrf={csrf}"),
+        )
         .header("X-CSRF-Token", csrf)
         .send()
         .await
@@ -25,7 +28,10 @@ fn set_cookie(r: &reqwest::Response, name: &str) -> String {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap().to_owned()))
+        .find_map(|c| {
+            c.strip_prefix(&format!("{name}="))
+                .map(|rest| rest.split(';').next().unwrap().to_owned())
+        })
         .unwrap_or_default()
 }
 
@@ -45,12 +51,27 @@ async fn reuse_after_grace_revokes_the_session(mode: Mode) {
 
     // The whole session is gone: its access token and its current refresh token.
     expect(b.me().await, StatusCode::UNAUTHORIZED).await;
-    let r = reqwest::Client::new().get(app.url("/api/v1/auth/me")).bearer_auth(&access_after_rotation).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(app.url("/api/v1/auth/me"))
+        .bearer_auth(&access_after_rotation)
+        .send()
+        .await
+        .unwrap();
     expect(r, StatusCode::UNAUTHORIZED).await;
-    expect(b.post_csrf("/api/v1/auth/refresh").await, StatusCode::UNAUTHORIZED).await;
-    let rows = app.storage.sql_rows("SELECT revoked_reason FROM active_sessions").await;
+    expect(
+        b.post_csrf("/api/v1/auth/refresh").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let rows = app
+        .storage
+        .sql_rows("SELECT revoked_reason FROM active_sessions")
+        .await;
     assert_eq!(rows, vec![vec!["refresh_token_reuse".to_owned()]]);
-    let rows = app.storage.sql_rows("SELECT COUNT(*) FROM audit_log WHERE event = 'refresh_token_reuse'").await;
+    let rows = app
+        .storage
+        .sql_rows("SELECT COUNT(*) FROM audit_log WHERE event = 'refresh_token_reuse'")
+        .await;
     assert_eq!(rows[0][0], "1");
 }
 
@@ -79,18 +100,34 @@ async fn parallel_refreshes_keep_the_user_logged_in(mode: Mode) {
     let user = app.verified_user().await;
     let b = app.signed_in(&user).await;
     let (refresh, csrf) = (b.refresh_token(), b.csrf());
-    let answers = futures::future::join_all((0..4).map(|_| refresh_with(&app, &refresh, &csrf))).await;
+    let answers =
+        futures::future::join_all((0..4).map(|_| refresh_with(&app, &refresh, &csrf))).await;
     let mut successors = Vec::new();
     for r in &answers {
         assert_eq!(r.status(), StatusCode::OK);
-        successors.push((set_cookie(r, "mbpanel_refresh"), set_cookie(r, "mbpanel_csrf"), set_cookie(r, "mbpanel_access")));
+        successors.push((
+            set_cookie(r, "mbpanel_refresh"),
+            set_cookie(r, "mbpanel_csrf"),
+            set_cookie(r, "mbpanel_access"),
+        ));
     }
-    assert!(successors.windows(2).all(|w| w[0] == w[1]), "one successor for all tabs");
+    assert!(
+        successors.windows(2).all(|w| w[0] == w[1]),
+        "one successor for all tabs"
+    );
     let (next, next_csrf, next_access) = successors[0].clone();
-    let r = reqwest::Client::new().get(app.url("/api/v1/auth/me")).bearer_auth(&next_access).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(app.url("/api/v1/auth/me"))
+        .bearer_auth(&next_access)
+        .send()
+        .await
+        .unwrap();
     expect(r, StatusCode::OK).await;
     expect(refresh_with(&app, &next, &next_csrf).await, StatusCode::OK).await;
-    let rows = app.storage.sql_rows("SELECT revoked_at FROM active_sessions").await;
+    let rows = app
+        .storage
+        .sql_rows("SELECT revoked_at FROM active_sessions")
+        .await;
     assert_eq!(rows[0][0], "NULL");
 }
 
@@ -100,11 +137,23 @@ async fn refresh_after_logout_fails(mode: Mode) {
     let b = app.signed_in(&user).await;
     let (refresh, csrf) = (b.refresh_token(), b.csrf());
     expect(b.post_csrf("/api/v1/auth/logout").await, StatusCode::OK).await;
-    expect(refresh_with(&app, &refresh, &csrf).await, StatusCode::UNAUTHORIZED).await;
+    expect(
+        refresh_with(&app, &refresh, &csrf).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     // Without any refresh cookie.
     let nobody = app.browser();
-    expect(nobody.post_csrf("/api/v1/auth/refresh").await, StatusCode::UNAUTHORIZED).await;
-    expect(nobody.post_csrf("/api/v1/auth/logout").await, StatusCode::UNAUTHORIZED).await;
+    expect(
+        nobody.post_csrf("/api/v1/auth/refresh").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    expect(
+        nobody.post_csrf("/api/v1/auth/logout").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 async fn logout_works_with_only_the_refresh_cookie(mode: Mode) {
@@ -114,16 +163,29 @@ async fn logout_works_with_only_the_refresh_cookie(mode: Mode) {
     let (refresh, csrf, access) = (b.refresh_token(), b.csrf(), b.access());
     let r = reqwest::Client::new()
         .post(app.url("/api/v1/auth/logout"))
-        .header("Cookie", format!("mbpanel_refresh={refresh}; mbpanel_csrf={csrf}"))
+        .header(
+            "Cookie",
+            format!("mbpanel_refresh={refresh}; mbpanel_csrf={csrf}"),
+        )
         .header("X-CSRF-Token", &csrf)
         .send()
         .await
         .unwrap();
     expect(r, StatusCode::OK).await;
-    let r = reqwest::Client::new().get(app.url("/api/v1/auth/me")).bearer_auth(&access).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(app.url("/api/v1/auth/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
     expect(r, StatusCode::UNAUTHORIZED).await;
     let sid = parts(&access).1["sid"].as_i64().unwrap();
-    let rows = app.storage.sql_rows(&format!("SELECT revoked_reason FROM active_sessions WHERE id = {sid}")).await;
+    let rows = app
+        .storage
+        .sql_rows(&format!(
+            "SELECT revoked_reason FROM active_sessions WHERE id = {sid}"
+        ))
+        .await;
     assert_eq!(rows[0][0], "logout");
 }
 

@@ -16,11 +16,21 @@ pub struct ApiJson<T>(pub T);
 
 /// `application/json` or `application/<x>+json`, with any parameters.
 fn is_json(req: &Request) -> bool {
-    let Some(value) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn contains_nul(value: &Value) -> bool {
@@ -44,12 +54,22 @@ where
             return Err(Error::UnsupportedMediaType);
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE { Error::PayloadTooLarge } else { Error::BadRequest(e.body_text()) }
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::BadRequest(e.body_text())
+            }
         })?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::BadRequest(format!("Invalid JSON: {e}")))?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::BadRequest(format!("Invalid JSON: {e}")))?;
         if contains_nul(&value) {
-            return Err(Error::validation("body", "text must not contain NUL characters"));
+            return Err(Error::validation(
+                "body",
+                "text must not contain NUL characters",
+            ));
         }
-        serde_json::from_value(value).map(ApiJson).map_err(|e| Error::validation("body", format!("Invalid request body: {e}")))
+        serde_json::from_value(value)
+            .map(ApiJson)
+            .map_err(|e| Error::validation("body", format!("Invalid request body: {e}")))
     }
 }

@@ -22,7 +22,8 @@ pub enum Mode {
 }
 
 pub fn admin_database_url() -> String {
-    std::env::var("TEST_DATABASE_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_DATABASE_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn test_redis_url() -> String {
@@ -50,11 +51,23 @@ pub struct Storage {
 impl Storage {
     pub async fn new(mode: Mode) -> Self {
         let data_dir = std::env::temp_dir().join(unique("mbpanel-test-"));
-        let mut storage = Storage { mode, data_dir, pg_database: None, redis_prefix: unique("t") + ":", redis_url: test_redis_url(), pg_proxy_port: None };
+        let mut storage = Storage {
+            mode,
+            data_dir,
+            pg_database: None,
+            redis_prefix: unique("t") + ":",
+            redis_url: test_redis_url(),
+            pg_proxy_port: None,
+        };
         if mode == Mode::Production {
             let name = unique("mbpanel_test_");
-            let mut admin = sqlx::PgConnection::connect(&admin_database_url()).await.expect("PostgreSQL for tests");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+            let mut admin = sqlx::PgConnection::connect(&admin_database_url())
+                .await
+                .expect("PostgreSQL for tests");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
             storage.pg_database = Some(name);
         }
         storage
@@ -80,7 +93,11 @@ impl Storage {
 
     pub fn postgres_address(&self) -> String {
         let url = url::Url::parse(&admin_database_url()).unwrap();
-        format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(5432))
+        format!(
+            "{}:{}",
+            url.host_str().unwrap_or("127.0.0.1"),
+            url.port().unwrap_or(5432)
+        )
     }
 
     /// Runs SQL against this test's database (for diagnostics and for ageing rows); every cell
@@ -114,13 +131,20 @@ impl Storage {
             Some(url) => {
                 let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
                 let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
-                cells!(rows, |r, i| r.try_get::<Vec<String>, _>(i).map(|v| format!("{{{}}}", v.join(","))))
+                cells!(rows, |r, i| r
+                    .try_get::<Vec<String>, _>(i)
+                    .map(|v| format!("{{{}}}", v.join(","))))
             }
             None => {
                 let path = self.data_dir.join("mbpanel.db");
-                let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+                let mut conn =
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                        .await
+                        .unwrap();
                 let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
-                cells!(rows, |r, i| Err::<String, sqlx::Error>(sqlx::Error::RowNotFound))
+                cells!(rows, |r, i| Err::<String, sqlx::Error>(
+                    sqlx::Error::RowNotFound
+                ))
             }
         }
     }
@@ -131,7 +155,11 @@ impl Storage {
 
     /// A raw Redis connection to this test's key space.
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap()
+        redis::Client::open(self.redis_url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
     }
 }
 
@@ -141,11 +169,17 @@ impl Drop for Storage {
         if let Some(name) = self.pg_database.take() {
             // Dropped from a plain thread: the test's runtime may be shutting down.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
-                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_database_url()).await {
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_database_url()).await
+                    {
                         let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                            .execute(&mut admin)
+                            .await;
                     }
                 });
             })
@@ -176,7 +210,11 @@ pub struct TestUser {
 
 impl TestUser {
     pub fn random() -> Self {
-        TestUser { email: format!("{}@example.com", unique("user")), password: "correct horse battery".into(), name: "Test User".into() }
+        TestUser {
+            email: format!("{}@example.com", unique("user")),
+            password: "correct horse battery".into(),
+            name: "Test User".into(),
+        }
     }
 }
 
@@ -191,7 +229,11 @@ impl Browser {
     pub fn cookie(&self, path: &str, name: &str) -> Option<String> {
         let url = url::Url::parse(&format!("{}{path}", self.base)).unwrap();
         let header = self.jar.cookies(&url)?;
-        header.to_str().ok()?.split("; ").find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_owned))
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_owned))
     }
 
     pub fn csrf(&self) -> String {
@@ -199,24 +241,40 @@ impl Browser {
     }
 
     pub fn access(&self) -> String {
-        self.cookie("/", "mbpanel_access").expect("an access cookie")
+        self.cookie("/", "mbpanel_access")
+            .expect("an access cookie")
     }
 
     pub fn refresh_token(&self) -> String {
-        self.cookie("/api/v1/auth/refresh", "mbpanel_refresh").expect("a refresh cookie")
+        self.cookie("/api/v1/auth/refresh", "mbpanel_refresh")
+            .expect("a refresh cookie")
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Response {
-        self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap()
+        self.http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// POST with the CSRF header taken from the cookie, as the web UI does.
     pub async fn post_csrf(&self, path: &str) -> Response {
-        self.http.post(format!("{}{path}", self.base)).header("X-CSRF-Token", self.csrf()).send().await.unwrap()
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("X-CSRF-Token", self.csrf())
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn me(&self) -> Response {
@@ -232,7 +290,10 @@ pub async fn expect(r: Response, status: StatusCode) -> Value {
     let got = r.status();
     let headers = r.headers().clone();
     let b = body(r).await;
-    assert_eq!(got, status, "unexpected status; body {b}, headers {headers:?}");
+    assert_eq!(
+        got, status,
+        "unexpected status; body {b}, headers {headers:?}"
+    );
     b
 }
 
@@ -248,7 +309,12 @@ impl TestApp {
     }
 
     /// Starts an application on existing storage (a restart, or a second instance).
-    pub async fn spawn_on(storage: Arc<Storage>, mail: SmtpSink, smtp_port: u16, overrides: &[(&str, &str)]) -> TestApp {
+    pub async fn spawn_on(
+        storage: Arc<Storage>,
+        mail: SmtpSink,
+        smtp_port: u16,
+        overrides: &[(&str, &str)],
+    ) -> TestApp {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
@@ -259,7 +325,10 @@ impl TestApp {
             ("JWT_SECRET_KEY", JWT_SECRET.to_owned()),
             ("EMAIL_BACKEND", "smtp".to_owned()),
             ("SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
-            ("LOG_LEVEL", std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "off".into())),
+            (
+                "LOG_LEVEL",
+                std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "off".into()),
+            ),
             ("PASSWORD_HASH_CONCURRENCY", "2".to_owned()),
         ]
         .into_iter()
@@ -274,15 +343,25 @@ impl TestApp {
             settings.insert((*k).to_owned(), (*v).to_owned());
         }
         if std::env::var("TEST_LOG_LEVEL").is_ok() {
-            mbpanel_auth::telemetry::init(&settings["LOG_LEVEL"], mbpanel_auth::config::LogFormat::Text);
+            mbpanel_auth::telemetry::init(
+                &settings["LOG_LEVEL"],
+                mbpanel_auth::config::LogFormat::Text,
+            );
         }
         let config = Config::from_env(&Env::from_map(settings)).expect("valid test configuration");
-        let app = Application::build(config).await.expect("application starts");
+        let app = Application::build(config)
+            .await
+            .expect("application starts");
         let port = app.port();
         let server = tokio::spawn(async move {
             let _ = app.run_until_stopped().await;
         });
-        TestApp { base: format!("http://127.0.0.1:{port}"), mail, storage, server }
+        TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            mail,
+            storage,
+            server,
+        }
     }
 
     pub fn browser(&self) -> Browser {
@@ -293,7 +372,11 @@ impl TestApp {
             .user_agent("mbpanel-tests/1.0")
             .build()
             .unwrap();
-        Browser { http, jar, base: self.base.clone() }
+        Browser {
+            http,
+            jar,
+            base: self.base.clone(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -309,16 +392,31 @@ impl TestApp {
 
     pub async fn register_and_verify(&self, user: &TestUser) {
         let b = self.browser();
-        let r = b.post("/api/v1/auth/register", json!({ "email": user.email, "password": user.password, "name": user.name })).await;
+        let r = b
+            .post(
+                "/api/v1/auth/register",
+                json!({ "email": user.email, "password": user.password, "name": user.name }),
+            )
+            .await;
         expect(r, StatusCode::ACCEPTED).await;
         let mail = self.mail.wait_for_nth(&user.email, 0).await;
-        let r = b.post("/api/v1/auth/verify-email", json!({ "token": smtp::link_token(&mail) })).await;
+        let r = b
+            .post(
+                "/api/v1/auth/verify-email",
+                json!({ "token": smtp::link_token(&mail) }),
+            )
+            .await;
         expect(r, StatusCode::OK).await;
     }
 
     /// Password step; returns the login answer.
     pub async fn login(&self, b: &Browser, user: &TestUser) -> Value {
-        let r = b.post("/api/v1/auth/login", json!({ "email": user.email, "password": user.password })).await;
+        let r = b
+            .post(
+                "/api/v1/auth/login",
+                json!({ "email": user.email, "password": user.password }),
+            )
+            .await;
         expect(r, StatusCode::OK).await
     }
 
@@ -329,7 +427,12 @@ impl TestApp {
         let preauth = login["preauth_token"].as_str().unwrap().to_owned();
         if login["otp_required"] == json!(true) {
             let mail = self.mail.wait_for_nth(&user.email, before).await;
-            let r = b.post("/api/v1/auth/otp/verify", json!({ "preauth_token": preauth, "code": smtp::otp_code(&mail) })).await;
+            let r = b
+                .post(
+                    "/api/v1/auth/otp/verify",
+                    json!({ "preauth_token": preauth, "code": smtp::otp_code(&mail) }),
+                )
+                .await;
             expect(r, StatusCode::OK).await;
         }
         preauth
@@ -344,7 +447,12 @@ impl TestApp {
 
     pub async fn sign_in(&self, b: &Browser, user: &TestUser) -> Value {
         let preauth = self.login_verified(b, user).await;
-        let r = b.post("/api/v1/auth/session-exchange", json!({ "preauth_token": preauth })).await;
+        let r = b
+            .post(
+                "/api/v1/auth/session-exchange",
+                json!({ "preauth_token": preauth }),
+            )
+            .await;
         expect(r, StatusCode::OK).await
     }
 }

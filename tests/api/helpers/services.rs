@@ -10,7 +10,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A private Redis (no persistence, like the guide's restart-without-persistence case).
@@ -21,7 +25,10 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub async fn start() -> Self {
-        let mut server = RedisServer { port: free_port(), child: None };
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+        };
         server.restart().await;
         server
     }
@@ -32,7 +39,16 @@ impl RedisServer {
 
     pub async fn restart(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -41,7 +57,10 @@ impl RedisServer {
         for _ in 0..100 {
             if let Ok(client) = redis::Client::open(self.url())
                 && let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
             {
                 return;
             }
@@ -58,7 +77,11 @@ impl RedisServer {
     }
 
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
     }
 }
 
@@ -91,7 +114,9 @@ impl TcpProxy {
                 let target = target.clone();
                 let mut cut = gen2.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&target).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = cut.changed() => {}
@@ -99,7 +124,11 @@ impl TcpProxy {
                 });
             }
         });
-        TcpProxy { port, up, generation }
+        TcpProxy {
+            port,
+            up,
+            generation,
+        }
     }
 
     pub fn cut(&self) {

@@ -20,7 +20,9 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Listens on `port` (0 = any) and returns the sink and its port.
     pub async fn start_on(port: u16) -> (Self, u16) {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind SMTP sink");
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind SMTP sink");
         let port = listener.local_addr().unwrap().port();
         let sink = SmtpSink::default();
         let messages = Arc::clone(&sink.messages);
@@ -42,7 +44,11 @@ impl SmtpSink {
     /// Waits for the `nth` (0-based) message to `to`.
     pub async fn wait_for_nth(&self, to: &str, nth: usize) -> Mail {
         for _ in 0..300 {
-            let found: Vec<Mail> = self.all().into_iter().filter(|m| m.to.eq_ignore_ascii_case(to)).collect();
+            let found: Vec<Mail> = self
+                .all()
+                .into_iter()
+                .filter(|m| m.to.eq_ignore_ascii_case(to))
+                .collect();
             if let Some(m) = found.get(nth) {
                 return m.clone();
             }
@@ -52,11 +58,17 @@ impl SmtpSink {
     }
 
     pub fn count_to(&self, to: &str) -> usize {
-        self.all().iter().filter(|m| m.to.eq_ignore_ascii_case(to)).count()
+        self.all()
+            .iter()
+            .filter(|m| m.to.eq_ignore_ascii_case(to))
+            .count()
     }
 }
 
-async fn serve(socket: tokio::net::TcpStream, messages: Arc<Mutex<Vec<Mail>>>) -> std::io::Result<()> {
+async fn serve(
+    socket: tokio::net::TcpStream,
+    messages: Arc<Mutex<Vec<Mail>>>,
+) -> std::io::Result<()> {
     let (read, mut write) = socket.into_split();
     let mut lines = BufReader::new(read).lines();
     write.write_all(b"220 sink ESMTP\r\n").await?;
@@ -66,7 +78,10 @@ async fn serve(socket: tokio::net::TcpStream, messages: Arc<Mutex<Vec<Mail>>>) -
         if upper.starts_with("EHLO") || upper.starts_with("HELO") {
             write.write_all(b"250-sink\r\n250 8BITMIME\r\n").await?;
         } else if upper.starts_with("RCPT TO:") {
-            to = line[8..].trim().trim_matches(|c| c == '<' || c == '>').to_owned();
+            to = line[8..]
+                .trim()
+                .trim_matches(|c| c == '<' || c == '>')
+                .to_owned();
             write.write_all(b"250 OK\r\n").await?;
         } else if upper.starts_with("DATA") {
             write.write_all(b"354 go ahead\r\n").await?;
@@ -78,7 +93,10 @@ async fn serve(socket: tokio::net::TcpStream, messages: Arc<Mutex<Vec<Mail>>>) -
                 data.push_str(&l);
                 data.push('\n');
             }
-            messages.lock().unwrap().push(Mail { to: to.clone(), data: decode_quoted_printable(&data) });
+            messages.lock().unwrap().push(Mail {
+                to: to.clone(),
+                data: decode_quoted_printable(&data),
+            });
             write.write_all(b"250 OK queued\r\n").await?;
         } else if upper.starts_with("QUIT") {
             write.write_all(b"221 bye\r\n").await?;
@@ -116,11 +134,18 @@ fn decode_quoted_printable(s: &str) -> String {
 /// The `token=` value of the first link in a message.
 pub fn link_token(mail: &Mail) -> String {
     let start = mail.data.find("token=").expect("a link with token=") + "token=".len();
-    mail.data[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+    mail.data[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
 }
 
 /// The 6-digit code in a message.
 pub fn otp_code(mail: &Mail) -> String {
-    let start = mail.data.find("verification code: ").expect("a verification code") + "verification code: ".len();
+    let start = mail
+        .data
+        .find("verification code: ")
+        .expect("a verification code")
+        + "verification code: ".len();
     mail.data[start..start + 6].to_owned()
 }

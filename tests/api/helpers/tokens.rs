@@ -14,12 +14,19 @@ pub fn parts(token: &str) -> (Value, Value, String) {
 }
 
 pub fn encode_unsigned(header: &Value, claims: &Value) -> String {
-    format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()))
+    format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    )
 }
 
 pub fn sign_hs256(header: &Value, claims: &Value, key: &[u8]) -> String {
     let signing_input = encode_unsigned(header, claims);
     let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
     mac.update(signing_input.as_bytes());
-    format!("{signing_input}.{}", B64.encode(mac.finalize().into_bytes()))
+    format!(
+        "{signing_input}.{}",
+        B64.encode(mac.finalize().into_bytes())
+    )
 }
