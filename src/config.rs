@@ -94,6 +94,7 @@ pub struct Config {
     pub refresh_reuse_grace: Duration,
     pub preauth_token_ttl: Duration,
     pub concurrent_login_ttl: Duration,
+    pub password_reset_ttl: Duration,
     pub csrf_token_ttl: Duration,
     pub email_verification_ttl: Duration,
     pub trusted_device_ttl: Duration,
@@ -434,6 +435,9 @@ impl Config {
             preauth_token_ttl: Duration::from_secs(env.positive("PREAUTH_TOKEN_TTL_SECONDS", 300)?),
             concurrent_login_ttl: Duration::from_secs(
                 env.positive("CONCURRENT_LOGIN_TTL_SECONDS", 600)?,
+            ),
+            password_reset_ttl: Duration::from_secs(
+                env.positive("PASSWORD_RESET_TOKEN_TTL_MINUTES", 30)? * 60,
             ),
             csrf_token_ttl: Duration::from_secs(env.positive("CSRF_TOKEN_TTL_HOURS", 12)? * 3600),
             email_verification_ttl: Duration::from_secs(

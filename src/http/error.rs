@@ -28,6 +28,10 @@ impl Error {
             Error::OtpNotPending => (S::BAD_REQUEST, "otp_not_pending"),
             Error::OtpInvalid { .. } => (S::UNAUTHORIZED, "otp_invalid"),
             Error::OtpAttemptsExceeded => (S::UNAUTHORIZED, "otp_attempts_exceeded"),
+            Error::ConcurrentLoginPending { .. } => (S::LOCKED, "concurrent_login_pending"),
+            Error::ConcurrentLoginDenied => (S::FORBIDDEN, "concurrent_login_denied"),
+            Error::AlreadyDecided => (S::CONFLICT, "already_decided"),
+            Error::SelfApproval => (S::FORBIDDEN, "self_approval_forbidden"),
             Error::TokenInvalid => (S::BAD_REQUEST, "token_invalid"),
             Error::SessionExpired => (S::UNAUTHORIZED, "session_expired"),
             Error::RefreshTokenReused => (S::UNAUTHORIZED, "refresh_token_reused"),
@@ -70,6 +74,10 @@ impl IntoResponse for Error {
             Error::Unavailable(dependency) => {
                 body["dependency"] = Value::from(*dependency);
                 retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
+            }
+            Error::ConcurrentLoginPending { token } => {
+                body["status"] = Value::from("pending");
+                body["token"] = Value::from(token.as_str());
             }
             Error::OtpInvalid { attempts_remaining } => {
                 body["attempts_remaining"] = Value::from(*attempts_remaining)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::service::emails::TEMPLATE_LOGIN_CODE;
+use crate::service::emails::{TEMPLATE_CONCURRENT_LOGIN, TEMPLATE_LOGIN_CODE};
 use crate::service::ports::{EmailSender, OutgoingEmail};
 
 const POSTMARK_TIMEOUT: Duration = Duration::from_secs(15);
@@ -39,7 +39,9 @@ impl PostmarkSender {
 
     fn template_for(&self, email: &OutgoingEmail) -> Option<serde_json::Value> {
         let id = match email.template.as_str() {
-            TEMPLATE_LOGIN_CODE => self.device_approval_template_id.as_deref()?,
+            TEMPLATE_LOGIN_CODE | TEMPLATE_CONCURRENT_LOGIN => {
+                self.device_approval_template_id.as_deref()?
+            }
             _ => return None,
         };
         Some(match id.parse::<i64>() {

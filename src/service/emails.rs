@@ -7,6 +7,47 @@ use crate::domain::time::now_ms;
 pub const TEMPLATE_EMAIL_VERIFICATION: &str = "email-verification";
 pub const TEMPLATE_ALREADY_REGISTERED: &str = "already-registered";
 pub const TEMPLATE_LOGIN_CODE: &str = "device-approval-code";
+pub const TEMPLATE_CONCURRENT_LOGIN: &str = "device-approval-concurrent-login";
+pub const TEMPLATE_PASSWORD_RESET: &str = "password-reset";
+
+pub fn concurrent_login(
+    to: &str,
+    name: &str,
+    device: &str,
+    ip: &str,
+    approve_url: &str,
+    deny_url: &str,
+    ttl_minutes: u64,
+) -> OutgoingEmail {
+    OutgoingEmail {
+        to: to.to_owned(),
+        template: TEMPLATE_CONCURRENT_LOGIN.to_owned(),
+        subject: "Approve a new sign-in to mbpanel".to_owned(),
+        text: format!(
+            "Hello {name},\n\nsomeone is signing in to your mbpanel account while you are signed in elsewhere.\n\n\
+             Device: {device}\nIP address: {ip}\n\nApprove: {approve_url}\nDeny: {deny_url}\n\n\
+             The request expires in {ttl_minutes} minutes. If this was not you, deny it and change your password.\n"
+        ),
+        model: serde_json::json!({
+            "name": name, "device": device, "ip": ip, "approve_url": approve_url, "deny_url": deny_url,
+            "ttl_minutes": ttl_minutes, "kind": "concurrent_login",
+        }),
+    }
+}
+
+pub fn password_reset(to: &str, name: &str, link: &str, ttl_minutes: u64) -> OutgoingEmail {
+    OutgoingEmail {
+        to: to.to_owned(),
+        template: TEMPLATE_PASSWORD_RESET.to_owned(),
+        subject: "Reset your mbpanel password".to_owned(),
+        text: format!(
+            "Hello {name},\n\nto choose a new password, open this link:\n\n{link}\n\n\
+             It works once and expires in {ttl_minutes} minutes. Resetting signs you out everywhere. \
+             If you did not ask for this, ignore this email.\n"
+        ),
+        model: serde_json::json!({ "name": name, "action_url": link, "ttl_minutes": ttl_minutes }),
+    }
+}
 
 pub fn email_verification(to: &str, name: &str, link: &str, ttl_hours: u64) -> OutgoingEmail {
     OutgoingEmail {
@@ -52,7 +93,7 @@ pub fn login_code(
              It expires in {ttl_minutes} minutes. If this was not you, change your password.\n"
         ),
         model: serde_json::json!({
-            "name": name, "code": code, "device": device, "ip": ip, "ttl_minutes": ttl_minutes
+            "name": name, "code": code, "device": device, "ip": ip, "ttl_minutes": ttl_minutes, "kind": "login_code",
         }),
     }
 }

@@ -25,6 +25,14 @@ pub enum Error {
     OtpInvalid { attempts_remaining: u32 },
     #[error("Too many invalid codes; sign in again")]
     OtpAttemptsExceeded,
+    #[error("Concurrent login approval pending")]
+    ConcurrentLoginPending { token: String },
+    #[error("Login denied by an existing session")]
+    ConcurrentLoginDenied,
+    #[error("The request was already decided")]
+    AlreadyDecided,
+    #[error("Only a session that existed before the request can decide it")]
+    SelfApproval,
     #[error("Token expired or invalid")]
     TokenInvalid,
     #[error("Session expired or revoked")]

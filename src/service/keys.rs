@@ -18,6 +18,20 @@ pub fn concurrent_login_state(token: &str) -> String {
     format!("concurrent_login:state:{token}")
 }
 
+/// An emailed approve/deny link, by the hash of its token: names the approval request.
+pub fn concurrent_login_link(link_hash: &str) -> String {
+    format!("concurrent_login:link:{link_hash}")
+}
+
+/// Pending approval requests of one user (bounded: no prompt or email flood).
+pub fn concurrent_login_pending(user_id: i64) -> String {
+    format!("concurrent_login:pending:{user_id}")
+}
+
+pub fn password_reset_requests(email_hash: &str) -> String {
+    format!("ratelimit:password_reset:{email_hash}")
+}
+
 /// Set when a session is revoked: kills every access token of the session at once, including
 /// ones issued before its last refresh.
 pub fn session_revoked(sid: SessionId) -> String {

@@ -22,6 +22,9 @@ pub struct PreauthState {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub created_at: Millis,
+    /// The concurrent-login approval this login waits for, once it has asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_token: Option<String>,
 }
 
 impl PreauthState {
@@ -120,6 +123,7 @@ impl Auth {
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
             created_at: now,
+            approval_token: None,
         };
         if state.otp_required {
             let code = tokens::random_otp_code();

@@ -2,10 +2,14 @@
 //! methods of one use case (`impl Auth` blocks).
 
 pub mod audit;
+pub mod concurrent;
+pub mod credentials;
 pub mod emails;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod login;
+pub mod my_sessions;
 pub mod passwords;
 pub mod ports;
 pub mod profile;
@@ -37,6 +41,8 @@ pub struct AuthSettings {
     pub refresh_idle_timeout: Duration,
     pub refresh_reuse_grace: Duration,
     pub preauth_token_ttl: Duration,
+    pub concurrent_login_ttl: Duration,
+    pub password_reset_ttl: Duration,
     pub csrf_token_ttl: Duration,
     pub email_verification_ttl: Duration,
     pub trusted_device_ttl: Duration,
@@ -55,6 +61,8 @@ impl AuthSettings {
             refresh_idle_timeout: c.refresh_idle_timeout,
             refresh_reuse_grace: c.refresh_reuse_grace,
             preauth_token_ttl: c.preauth_token_ttl,
+            concurrent_login_ttl: c.concurrent_login_ttl,
+            password_reset_ttl: c.password_reset_ttl,
             csrf_token_ttl: c.csrf_token_ttl,
             email_verification_ttl: c.email_verification_ttl,
             trusted_device_ttl: c.trusted_device_ttl,

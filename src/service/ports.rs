@@ -143,6 +143,12 @@ pub trait UserRepo: Send + Sync {
     ) -> StoreResult<Option<UserId>>;
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        now: Millis,
+    ) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -155,10 +161,24 @@ pub trait VerificationRepo: Send + Sync {
         now: Millis,
     ) -> StoreResult<()>;
     /// Marks the token used and the user verified, atomically; the user id when the token was
-    /// unknown-to-be-used and unexpired.
+    /// unused and unexpired.
     async fn consume_email_verification(
         &self,
         token: &str,
+        now: Millis,
+    ) -> StoreResult<Option<UserId>>;
+    /// Stores the hash of a password-reset token.
+    async fn insert_password_reset(
+        &self,
+        token_hash: &str,
+        user_id: UserId,
+        expires_at: Millis,
+        now: Millis,
+    ) -> StoreResult<()>;
+    /// Marks an unused, unexpired reset token used; its user.
+    async fn consume_password_reset(
+        &self,
+        token_hash: &str,
         now: Millis,
     ) -> StoreResult<Option<UserId>>;
 }
@@ -205,6 +225,13 @@ pub trait SessionRepo: Send + Sync {
     ) -> StoreResult<bool>;
     /// Sets `revoked_at`; false when it was already revoked.
     async fn revoke_session(&self, id: SessionId, reason: &str, now: Millis) -> StoreResult<bool>;
+    /// The user's sessions that are not revoked, not expired and not idle since `idle_since`.
+    async fn active_sessions(
+        &self,
+        user_id: UserId,
+        now: Millis,
+        idle_since: Millis,
+    ) -> StoreResult<Vec<SessionRecord>>;
     /// Revoked sessions that have not yet expired: what the revocation markers must cover.
     async fn revoked_unexpired_sessions(
         &self,

@@ -120,7 +120,7 @@ impl Auth {
         team_id: Option<TeamId>,
         client: &ClientInfo,
     ) -> Result<ExchangeOutcome> {
-        let (_, state) = self
+        let (raw_state, state) = self
             .load_preauth(preauth_token)
             .await?
             .ok_or(Error::PreauthExpired)?;
@@ -145,6 +145,10 @@ impl Auth {
         if user.is_none() {
             return Err(Error::UserNotFound);
         }
+
+        // A user with an active session must have this login approved first (423 until then).
+        self.concurrent_login_gate(preauth_token, &raw_state, &state, client)
+            .await?;
 
         // The single-use gate: whoever takes the key owns the exchange.
         let taken = self

@@ -532,3 +532,48 @@ async fn two_instances_behave_as_one() {
 }
 
 both_modes!(revoked_sessions_survive_losing_the_ephemeral_store);
+
+/// Pub/sub crosses instances: a message published through one Redis adapter reaches a
+/// subscriber on another, and the subscription survives a Redis restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_pubsub_reaches_other_instances_and_resubscribes() {
+    use futures::StreamExt;
+    use mbpanel_auth::service::ports::EphemeralStore;
+    use mbpanel_auth::store::ephemeral::redis::RedisStore;
+
+    let mut redis = RedisServer::start().await;
+    let a = RedisStore::connect(&redis.url(), "p:", Duration::from_secs(1)).unwrap();
+    let b = RedisStore::connect(&redis.url(), "p:", Duration::from_secs(1)).unwrap();
+    let mut events = b.subscribe("events:user:1").await.unwrap();
+    async fn receive(events: &mut futures::stream::BoxStream<'static, String>) -> Option<String> {
+        tokio::time::timeout(Duration::from_millis(300), events.next())
+            .await
+            .ok()
+            .flatten()
+    }
+    let mut got = None;
+    for _ in 0..20 {
+        a.publish("events:user:1", "hello").await.unwrap();
+        if let Some(m) = receive(&mut events).await {
+            got = Some(m);
+            break;
+        }
+    }
+    assert_eq!(got.as_deref(), Some("hello"));
+
+    redis.stop();
+    redis.restart().await;
+    let mut got = None;
+    for _ in 0..40 {
+        let _ = a.publish("events:user:1", "again").await;
+        if let Some(m) = receive(&mut events).await {
+            got = Some(m);
+            break;
+        }
+    }
+    assert_eq!(
+        got.as_deref(),
+        Some("again"),
+        "resubscribed after the restart"
+    );
+}

@@ -174,7 +174,7 @@ async fn csrf_is_required_on_cookie_authenticated_unsafe_requests(mode: Mode) {
     assert_eq!(b.refresh_token(), refresh_before, "nothing rotated");
 
     // Another session's genuine CSRF token does not fit this session.
-    let other = app.signed_in(&user).await;
+    let other = app.second_session(&user, &b).await;
     let r = b
         .http
         .post(&url)

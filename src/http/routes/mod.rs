@@ -1,11 +1,13 @@
 //! Route tables.
 
+mod account;
 mod auth;
+mod concurrent;
 mod health;
 mod pages;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use super::AppState;
 
@@ -21,6 +23,32 @@ pub fn api() -> Router<AppState> {
         .route("/auth/me", get(auth::me))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
+        .route("/auth/logout-all", post(account::logout_all))
+        .route("/auth/sessions", get(account::list_sessions))
+        .route("/auth/sessions/{id}", delete(account::end_session))
+        .route("/auth/events", get(account::events))
+        .route(
+            "/auth/password-reset/request",
+            post(account::request_password_reset),
+        )
+        .route(
+            "/auth/password-reset/confirm",
+            post(account::confirm_password_reset),
+        )
+        .route("/auth/password/change", post(account::change_password))
+        .route(
+            "/auth/concurrent-login/email-decision",
+            post(concurrent::decide_by_link),
+        )
+        .route("/auth/concurrent-login/{token}", get(concurrent::status))
+        .route(
+            "/auth/concurrent-login/{token}/approve",
+            post(concurrent::approve),
+        )
+        .route(
+            "/auth/concurrent-login/{token}/deny",
+            post(concurrent::deny),
+        )
 }
 
 pub fn health() -> Router<AppState> {
@@ -31,5 +59,8 @@ pub fn health() -> Router<AppState> {
 
 /// Pages that emailed links open.
 pub fn pages() -> Router<AppState> {
-    Router::new().route("/verify-email", get(pages::verify_email))
+    Router::new()
+        .route("/verify-email", get(pages::verify_email))
+        .route("/reset-password", get(pages::reset_password))
+        .route("/concurrent-login", get(pages::concurrent_login))
 }

@@ -1,39 +1,78 @@
-//! The page behind the emailed verification link. Opening it changes nothing (mail scanners
-//! follow links); its button POSTs the token to the API.
+//! The small pages that emailed links open. Opening one changes nothing (mail scanners follow
+//! links); each page's button POSTs to the API.
 
 use axum::http::header;
 use axum::response::IntoResponse;
 
-const VERIFY_EMAIL_PAGE: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Verify your email · mbpanel</title>
+const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'";
+
+fn page(title: &str, body: &str, script: &str) -> impl IntoResponse + use<> {
+    let html = format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} · mbpanel</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}button{font-size:1rem;padding:.5rem 1rem}</style>
+<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}}button,input{{font-size:1rem;padding:.5rem 1rem;margin:.25rem 0}}</style>
 </head><body>
-<h1>Verify your email</h1>
-<p>Confirm the email address of your mbpanel account.</p>
-<button id="verify">Verify my email</button>
+<h1>{title}</h1>
+{body}
 <p id="result" role="status"></p>
 <script>
-document.getElementById('verify').addEventListener('click', async () => {
-  const token = new URLSearchParams(location.search).get('token') || '';
-  const r = await fetch('/api/v1/auth/verify-email', {
-    method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({token})
-  });
-  const body = await r.json().catch(() => ({}));
-  document.getElementById('result').textContent = r.ok ? 'Your email is verified. You can sign in now.' : (body.detail || 'Verification failed');
-});
+const params = new URLSearchParams(location.search);
+const token = params.get('token') || '';
+async function post(path, payload) {{
+  const r = await fetch(path, {{method: 'POST', headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify(payload)}});
+  const body = await r.json().catch(() => ({{}}));
+  return [r.ok, body];
+}}
+function show(text) {{ document.getElementById('result').textContent = text; }}
+{script}
 </script>
-</body></html>"#;
-
-pub async fn verify_email() -> impl IntoResponse {
+</body></html>"#
+    );
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
-            ),
+            (header::CONTENT_SECURITY_POLICY, CSP),
         ],
-        VERIFY_EMAIL_PAGE,
+        html,
+    )
+}
+
+pub async fn verify_email() -> impl IntoResponse {
+    page(
+        "Verify your email",
+        r#"<p>Confirm the email address of your mbpanel account.</p><button id="go">Verify my email</button>"#,
+        r#"document.getElementById('go').onclick = async () => {
+  const [ok, body] = await post('/api/v1/auth/verify-email', {token});
+  show(ok ? 'Your email is verified. You can sign in now.' : (body.detail || 'Verification failed'));
+};"#,
+    )
+}
+
+pub async fn reset_password() -> impl IntoResponse {
+    page(
+        "Choose a new password",
+        r#"<label>New password <input id="pw" type="password" autocomplete="new-password" minlength="8"></label><br><button id="go">Set password</button>"#,
+        r#"document.getElementById('go').onclick = async () => {
+  const password = document.getElementById('pw').value;
+  const [ok, body] = await post('/api/v1/auth/password-reset/confirm', {token, password});
+  show(ok ? 'Your password was changed and every session signed out. Sign in again.' : (body.detail || 'Reset failed'));
+};"#,
+    )
+}
+
+pub async fn concurrent_login() -> impl IntoResponse {
+    page(
+        "New sign-in to your account",
+        r#"<p>Someone is signing in to your mbpanel account while you are signed in elsewhere. Was it you?</p>
+<button id="approve">Approve</button> <button id="deny">Deny</button>"#,
+        r#"const suggested = params.get('action');
+if (suggested === 'approve' || suggested === 'deny') document.getElementById(suggested).autofocus = true;
+for (const action of ['approve', 'deny']) {
+  document.getElementById(action).onclick = async () => {
+    const [ok, body] = await post('/api/v1/auth/concurrent-login/email-decision', {token, action});
+    show(ok ? (action === 'approve' ? 'The sign-in was approved.' : 'The sign-in was denied.') : (body.detail || 'Failed'));
+  };
+}"#,
     )
 }

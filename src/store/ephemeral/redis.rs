@@ -221,13 +221,16 @@ impl EphemeralStore for RedisStore {
     }
 
     /// A background task holds a subscription connection and re-subscribes after any drop;
-    /// messages published while it reconnects are lost (pub/sub is only a hint).
+    /// messages published while it reconnects are lost (pub/sub is only a hint). Returns once
+    /// the first subscription is in place, so nothing published afterwards is missed.
     async fn subscribe(&self, channel: &str) -> StoreResult<BoxStream<'static, String>> {
         let (tx, rx) = mpsc::channel::<String>(64);
+        let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel::<()>();
         let client = self.client.clone();
         let channel = self.key(channel);
         let timeout = self.timeout;
         tokio::spawn(async move {
+            let mut subscribed_tx = Some(subscribed_tx);
             while !tx.is_closed() {
                 let connected = tokio::time::timeout(timeout, async {
                     let mut pubsub = client.get_async_pubsub().await?;
@@ -236,6 +239,9 @@ impl EphemeralStore for RedisStore {
                 })
                 .await;
                 if let Ok(Ok(pubsub)) = connected {
+                    if let Some(ready) = subscribed_tx.take() {
+                        let _ = ready.send(());
+                    }
                     let mut messages = pubsub.into_on_message();
                     loop {
                         tokio::select! {
@@ -255,7 +261,10 @@ impl EphemeralStore for RedisStore {
                 tokio::time::sleep(SUBSCRIBE_RETRY).await;
             }
         });
-        Ok(ReceiverStream::new(rx).boxed())
+        match tokio::time::timeout(self.timeout * 2, subscribed_rx).await {
+            Ok(Ok(())) => Ok(ReceiverStream::new(rx).boxed()),
+            _ => Err(self.unavailable("cannot subscribe".to_owned(), false)),
+        }
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -85,6 +85,24 @@ impl UserRepo for SqlStore {
         Ok(row.map(user))
     }
 
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        now: Millis,
+    ) -> StoreResult<()> {
+        const SQL: &str = "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3";
+        on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(password_hash)
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        Ok(())
+    }
+
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
         let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"));
         let row: Option<UserRow> = on_db!(&self.db, |pool| sqlx::query_as(sql)
@@ -98,6 +116,42 @@ impl UserRepo for SqlStore {
 
 #[async_trait]
 impl VerificationRepo for SqlStore {
+    async fn insert_password_reset(
+        &self,
+        token_hash: &str,
+        user_id: UserId,
+        expires_at: Millis,
+        now: Millis,
+    ) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO password_reset_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+        on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn consume_password_reset(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> StoreResult<Option<UserId>> {
+        const SQL: &str = "UPDATE password_reset_tokens SET used_at = $1
+            WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id";
+        let row: Option<(i64,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(now)
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(row.map(|(id,)| id))
+    }
+
     async fn insert_email_verification(
         &self,
         token: &str,

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 
 use super::{SqlStore, db_err, on_db};
-use crate::domain::SessionId;
 use crate::domain::time::Millis;
+use crate::domain::{SessionId, UserId};
 use crate::service::ports::{NewSession, SessionRecord, SessionRepo, StoreResult};
 
 type SessionRow = (
@@ -49,6 +49,10 @@ fn session(row: SessionRow) -> SessionRecord {
         revoked_at,
     }
 }
+
+const SESSION_COLUMNS: &str =
+    "id, user_id, team_id, refresh_token_jti, refresh_generation, ip_address, user_agent,
+    created_at, last_seen_at, expires_at, revoked_at";
 
 #[async_trait]
 impl SessionRepo for SqlStore {
@@ -114,6 +118,26 @@ impl SessionRepo for SqlStore {
             .map(|r| r.rows_affected()))
         .map_err(db_err)?;
         Ok(done == 1)
+    }
+
+    async fn active_sessions(
+        &self,
+        user_id: UserId,
+        now: Millis,
+        idle_since: Millis,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM active_sessions
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3 ORDER BY id"
+        ));
+        let rows: Vec<SessionRow> = on_db!(&self.db, |pool| sqlx::query_as(sql)
+            .bind(user_id)
+            .bind(now)
+            .bind(idle_since)
+            .fetch_all(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(session).collect())
     }
 
     async fn revoked_unexpired_sessions(

@@ -455,4 +455,31 @@ impl TestApp {
             .await;
         expect(r, StatusCode::OK).await
     }
+
+    /// A further session for a user who is already signed in on `existing`: the new login
+    /// waits (423) until `existing` approves it.
+    pub async fn second_session(&self, user: &TestUser, existing: &Browser) -> Browser {
+        let b = self.browser();
+        let preauth = self.login_verified(&b, user).await;
+        let r = b
+            .post(
+                "/api/v1/auth/session-exchange",
+                json!({ "preauth_token": preauth }),
+            )
+            .await;
+        let pending = expect(r, StatusCode::LOCKED).await;
+        let token = pending["token"].as_str().unwrap();
+        let r = existing
+            .post_csrf(&format!("/api/v1/auth/concurrent-login/{token}/approve"))
+            .await;
+        expect(r, StatusCode::OK).await;
+        let r = b
+            .post(
+                "/api/v1/auth/session-exchange",
+                json!({ "preauth_token": preauth }),
+            )
+            .await;
+        expect(r, StatusCode::OK).await;
+        b
+    }
 }

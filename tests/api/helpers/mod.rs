@@ -3,6 +3,7 @@
 pub mod app;
 pub mod services;
 pub mod smtp;
+pub mod sse;
 pub mod tokens;
 
 pub use app::{Mode, TestApp, TestUser};

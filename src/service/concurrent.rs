@@ -1,0 +1,336 @@
+//! Concurrent-login approval: a second login while the user has an active session waits (423)
+//! until an existing session approves or denies it — live over server-sent events, or by the
+//! emailed links. The decision is stored in `concurrent_login:state:<token>`; pub/sub only
+//! tells sessions to look.
+
+use serde::{Deserialize, Serialize};
+
+use super::login::PreauthState;
+use super::revocation::user_channel;
+use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
+use crate::domain::claims::AccessClaims;
+use crate::domain::time::{Millis, ms, now_ms, rfc3339};
+use crate::domain::{SessionId, UserId};
+
+/// Undecided requests one user may have at a time; more logins answer 429 (no prompt flood).
+pub const MAX_PENDING_REQUESTS: i64 = 3;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Denied,
+}
+
+impl ApprovalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Denied => "denied",
+        }
+    }
+}
+
+/// What `concurrent_login:state:<token>` holds (readable with `redis-cli GET`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    pub status: ApprovalStatus,
+    pub user_id: UserId,
+    pub requested_at: Millis,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by_session: Option<SessionId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+/// Who decides: an existing session, or the holder of the emailed link.
+enum Decider<'a> {
+    Session(&'a AccessClaims),
+    EmailLink,
+}
+
+impl Auth {
+    /// Called by the exchange before it consumes the pre-auth token. `Ok` lets it proceed.
+    pub(crate) async fn concurrent_login_gate(
+        &self,
+        preauth_token: &str,
+        raw_state: &str,
+        state: &PreauthState,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let now = now_ms();
+        let idle_since = now - ms(self.settings.refresh_idle_timeout);
+        if self
+            .repo
+            .active_sessions(state.user_id, now, idle_since)
+            .await?
+            .is_empty()
+        {
+            return Ok(());
+        }
+        match &state.approval_token {
+            Some(token) => match self.approval(token).await? {
+                None => Err(Error::PreauthExpired),
+                Some((_, request)) => match request.status {
+                    ApprovalStatus::Pending => Err(Error::ConcurrentLoginPending {
+                        token: token.clone(),
+                    }),
+                    ApprovalStatus::Approved => Ok(()),
+                    ApprovalStatus::Denied => {
+                        self.store.delete(&keys::preauth(preauth_token)).await?;
+                        Err(Error::ConcurrentLoginDenied)
+                    }
+                },
+            },
+            None => {
+                self.request_approval(preauth_token, raw_state, state, client)
+                    .await
+            }
+        }
+    }
+
+    async fn request_approval(
+        &self,
+        preauth_token: &str,
+        raw_state: &str,
+        state: &PreauthState,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let ttl = self.settings.concurrent_login_ttl;
+        let now = now_ms();
+        let token = tokens::random_token();
+        let link_token = tokens::random_token();
+        let request = ApprovalRequest {
+            status: ApprovalStatus::Pending,
+            user_id: state.user_id,
+            requested_at: now,
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+            decided_at: None,
+            decided_by_session: None,
+        };
+        let state_key = keys::concurrent_login_state(&token);
+        let link_key = keys::concurrent_login_link(&tokens::hash_token(&link_token));
+        self.store.set(&state_key, &to_json(&request)?, ttl).await?;
+        // The pre-auth token now waits as long as the request. A racing exchange of the same
+        // pre-auth token that got here first wins; this one answers as it does.
+        let preauth_key = keys::preauth(preauth_token);
+        let waiting_raw = to_json(&PreauthState {
+            approval_token: Some(token.clone()),
+            ..state.clone()
+        })?;
+        if !self
+            .store
+            .compare_and_swap(&preauth_key, raw_state, &waiting_raw, ttl)
+            .await?
+        {
+            self.store.delete(&state_key).await?;
+            let (_, current) = self
+                .load_preauth(preauth_token)
+                .await?
+                .ok_or(Error::PreauthExpired)?;
+            return match current.approval_token {
+                Some(token) => Err(Error::ConcurrentLoginPending { token }),
+                None => Err(Error::PreauthExpired),
+            };
+        }
+        let pending_key = keys::concurrent_login_pending(state.user_id);
+        let (pending, retry_after) = self.store.increment(&pending_key, 1, ttl).await?;
+        if pending > MAX_PENDING_REQUESTS {
+            self.store.increment(&pending_key, -1, ttl).await?;
+            self.store.delete(&state_key).await?;
+            let left = self
+                .store
+                .ttl(&preauth_key)
+                .await?
+                .unwrap_or(self.settings.preauth_token_ttl);
+            self.store
+                .compare_and_swap(&preauth_key, &waiting_raw, raw_state, left)
+                .await?;
+            return Err(Error::RateLimited { retry_after });
+        }
+        self.store.set(&link_key, &token, ttl).await?;
+
+        let device = serde_json::json!({
+            "user_agent": client.user_agent, "ip": client.ip, "requested_at": rfc3339(now),
+        });
+        let event = serde_json::json!({ "event": "concurrent_login_requested", "token": token, "device": device });
+        if let Err(e) = self
+            .store
+            .publish(&user_channel(state.user_id), &event.to_string())
+            .await
+        {
+            tracing::warn!(event = "publish_failed", error = %e);
+        }
+        if let Some(user) = self.repo.user_by_id(state.user_id).await? {
+            let approve = self.link_with("/concurrent-login", &link_token, "approve");
+            let deny = self.link_with("/concurrent-login", &link_token, "deny");
+            let device_name = client.user_agent.as_deref().unwrap_or("unknown device");
+            let ip = client.ip.as_deref().unwrap_or("unknown");
+            self.queue_email(emails::concurrent_login(
+                &user.email,
+                &user.name,
+                device_name,
+                ip,
+                &approve,
+                &deny,
+                ttl.as_secs() / 60,
+            ))
+            .await?;
+        }
+        self.audit(
+            "concurrent_login_requested",
+            Some(state.user_id),
+            None,
+            client,
+            serde_json::json!({}),
+        )
+        .await;
+        Err(Error::ConcurrentLoginPending { token })
+    }
+
+    async fn approval(&self, token: &str) -> Result<Option<(String, ApprovalRequest)>> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let Some(raw) = self.store.get(&keys::concurrent_login_state(token)).await? else {
+            return Ok(None);
+        };
+        let request = serde_json::from_str(&raw).map_err(anyhow::Error::from)?;
+        Ok(Some((raw, request)))
+    }
+
+    /// The waiting client's view: pending, approved or denied (404 once expired).
+    pub async fn approval_status(&self, token: &str) -> Result<ApprovalStatus> {
+        self.approval(token)
+            .await?
+            .map(|(_, r)| r.status)
+            .ok_or(Error::NotFound)
+    }
+
+    /// An existing session of the same user decides. Another user's session gets 404, a
+    /// session younger than the request (the requester itself) 403, a second decision 409.
+    pub async fn decide(
+        &self,
+        token: &str,
+        decision: Decision,
+        session: &AccessClaims,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        self.decide_as(token, decision, Decider::Session(session), client)
+            .await
+    }
+
+    /// The emailed link decides: single use, expiring with the request.
+    pub async fn decide_by_link(
+        &self,
+        link_token: &str,
+        decision: Decision,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        if link_token.is_empty() || link_token.len() > 128 {
+            return Err(Error::TokenInvalid);
+        }
+        let key = keys::concurrent_login_link(&tokens::hash_token(link_token));
+        let token = self.store.take(&key).await?.ok_or(Error::TokenInvalid)?;
+        self.decide_as(&token, decision, Decider::EmailLink, client)
+            .await
+    }
+
+    async fn decide_as(
+        &self,
+        token: &str,
+        decision: Decision,
+        decider: Decider<'_>,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let (raw, request) = self.approval(token).await?.ok_or(Error::NotFound)?;
+        let decided_by_session = match decider {
+            Decider::Session(claims) => {
+                let user_id: UserId = claims.sub.parse().map_err(|_| Error::NotAuthenticated)?;
+                if user_id != request.user_id {
+                    return Err(Error::NotFound);
+                }
+                let session = self
+                    .repo
+                    .session(claims.sid)
+                    .await?
+                    .ok_or(Error::NotAuthenticated)?;
+                if session.created_at >= request.requested_at {
+                    return Err(Error::SelfApproval);
+                }
+                Some(claims.sid)
+            }
+            Decider::EmailLink => None,
+        };
+        if request.status != ApprovalStatus::Pending {
+            return Err(Error::AlreadyDecided);
+        }
+        let status = match decision {
+            Decision::Approve => ApprovalStatus::Approved,
+            Decision::Deny => ApprovalStatus::Denied,
+        };
+        let decided = ApprovalRequest {
+            status,
+            decided_at: Some(now_ms()),
+            decided_by_session,
+            ..request.clone()
+        };
+        let key = keys::concurrent_login_state(token);
+        let ttl = self.store.ttl(&key).await?.ok_or(Error::NotFound)?;
+        if !self
+            .store
+            .compare_and_swap(&key, &raw, &to_json(&decided)?, ttl)
+            .await?
+        {
+            return Err(Error::AlreadyDecided);
+        }
+        self.store
+            .increment(
+                &keys::concurrent_login_pending(request.user_id),
+                -1,
+                self.settings.concurrent_login_ttl,
+            )
+            .await?;
+        let event = serde_json::json!({ "event": "concurrent_login_decided", "token": token, "status": status.as_str() });
+        if let Err(e) = self
+            .store
+            .publish(&user_channel(request.user_id), &event.to_string())
+            .await
+        {
+            tracing::warn!(event = "publish_failed", error = %e);
+        }
+        let audit_event = match decision {
+            Decision::Approve => "concurrent_login_approved",
+            Decision::Deny => "concurrent_login_denied",
+        };
+        let details = serde_json::json!({ "decided_by_session": decided_by_session, "via": if decided_by_session.is_some() { "session" } else { "email" } });
+        self.audit(audit_event, Some(request.user_id), None, client, details)
+            .await;
+        Ok(())
+    }
+
+    pub(crate) fn link_with(&self, path: &str, token: &str, action: &str) -> String {
+        let mut url = self.settings.base_url.clone();
+        url.set_path(path);
+        url.query_pairs_mut()
+            .clear()
+            .append_pair("token", token)
+            .append_pair("action", action);
+        url.to_string()
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Internal(e.into()))
+}

@@ -1,0 +1,149 @@
+//! Password reset (emailed link) and password change. Both end the other sessions.
+
+use std::time::Duration;
+
+use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
+use crate::domain::claims::AccessClaims;
+use crate::domain::email::Email;
+use crate::domain::password::check_policy;
+use crate::domain::time::{ms, now_ms};
+
+/// Reset emails one address may receive per hour.
+const RESET_EMAILS_PER_HOUR: i64 = 5;
+
+impl Auth {
+    /// Emails a single-use reset link (stored hashed). The answer never depends on whether the
+    /// address has an account.
+    pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
+        let email = Email::parse(email).map_err(|e| Error::validation("email", e.0))?;
+        let Some(user) = self
+            .repo
+            .user_by_email(email.as_str())
+            .await?
+            .filter(|u| u.deleted_at.is_none())
+        else {
+            return Ok(());
+        };
+        let limit_key = keys::password_reset_requests(&tokens::hash_token(email.as_str()));
+        let (count, _) = self
+            .store
+            .increment(&limit_key, 1, Duration::from_secs(3600))
+            .await?;
+        if count > RESET_EMAILS_PER_HOUR {
+            return Ok(());
+        }
+        let token = tokens::random_token();
+        let now = now_ms();
+        let ttl = self.settings.password_reset_ttl;
+        self.repo
+            .insert_password_reset(&tokens::hash_token(&token), user.id, now + ms(ttl), now)
+            .await?;
+        let link = self.link("/reset-password", &token);
+        self.queue_email(emails::password_reset(
+            &user.email,
+            &user.name,
+            &link,
+            ttl.as_secs() / 60,
+        ))
+        .await?;
+        self.audit(
+            "password_reset_requested",
+            Some(user.id),
+            None,
+            client,
+            serde_json::json!({}),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Sets the new password and ends every session of the user.
+    pub async fn confirm_password_reset(
+        &self,
+        token: &str,
+        new_password: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        check_policy(new_password).map_err(|e| Error::validation("password", e.0))?;
+        if token.is_empty() || token.len() > 128 {
+            return Err(Error::TokenInvalid);
+        }
+        let hash = self.hasher.hash(new_password).await?;
+        let now = now_ms();
+        let user_id = self
+            .repo
+            .consume_password_reset(&tokens::hash_token(token), now)
+            .await?
+            .ok_or(Error::TokenInvalid)?;
+        self.repo.set_password_hash(user_id, &hash, now).await?;
+        let ended = self
+            .end_all_sessions(user_id, None, "password_reset")
+            .await?;
+        self.audit(
+            "password_reset",
+            Some(user_id),
+            None,
+            client,
+            serde_json::json!({ "sessions_ended": ended }),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Needs the current password (attempts count against the account's login limit); ends
+    /// every other session.
+    pub async fn change_password(
+        &self,
+        claims: &AccessClaims,
+        current_password: &str,
+        new_password: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        check_policy(new_password).map_err(|e| Error::validation("new_password", e.0))?;
+        let user_id: i64 = claims.sub.parse().map_err(|_| Error::NotAuthenticated)?;
+        let user = self
+            .repo
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.deleted_at.is_none())
+            .ok_or(Error::UserNotFound)?;
+        let attempt = self
+            .begin_login_attempt(&user.email, client.ip.as_deref())
+            .await?;
+        if !self
+            .hasher
+            .verify(current_password, Some(&user.password_hash))
+            .await?
+        {
+            self.audit(
+                "password_change_failed",
+                Some(user_id),
+                None,
+                client,
+                serde_json::json!({}),
+            )
+            .await;
+            return Err(Error::validation(
+                "current_password",
+                "current password is incorrect",
+            ));
+        }
+        self.login_attempt_succeeded(attempt).await?;
+        let hash = self.hasher.hash(new_password).await?;
+        self.repo
+            .set_password_hash(user_id, &hash, now_ms())
+            .await?;
+        let ended = self
+            .end_all_sessions(user_id, Some(claims.sid), "password_changed")
+            .await?;
+        self.audit(
+            "password_changed",
+            Some(user_id),
+            None,
+            client,
+            serde_json::json!({ "sessions_ended": ended }),
+        )
+        .await;
+        Ok(())
+    }
+}

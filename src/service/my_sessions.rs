@@ -1,0 +1,82 @@
+//! A user's own sessions: list them, end one, end all.
+
+use super::ports::SessionRecord;
+use super::{Auth, ClientInfo, Error, Result};
+use crate::domain::claims::AccessClaims;
+use crate::domain::time::{ms, now_ms};
+use crate::domain::{SessionId, UserId};
+
+impl Auth {
+    fn user_of(claims: &AccessClaims) -> Result<UserId> {
+        claims.sub.parse().map_err(|_| Error::NotAuthenticated)
+    }
+
+    /// Active sessions: not revoked, not expired, not idle past the idle timeout.
+    pub async fn list_sessions(&self, claims: &AccessClaims) -> Result<Vec<SessionRecord>> {
+        let now = now_ms();
+        let idle_since = now - ms(self.settings.refresh_idle_timeout);
+        Ok(self
+            .repo
+            .active_sessions(Self::user_of(claims)?, now, idle_since)
+            .await?)
+    }
+
+    /// Ends one of the caller's sessions at once (404 for anyone else's).
+    pub async fn end_session(
+        &self,
+        claims: &AccessClaims,
+        sid: SessionId,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let user_id = Self::user_of(claims)?;
+        let session = self
+            .repo
+            .session(sid)
+            .await?
+            .filter(|s| s.user_id == user_id && s.revoked_at.is_none());
+        if session.is_none() {
+            return Err(Error::NotFound);
+        }
+        self.revoke_session(sid, "revoked_by_user", &[]).await?;
+        self.audit(
+            "session_revoked",
+            Some(user_id),
+            None,
+            client,
+            serde_json::json!({ "session_id": sid, "by_session": claims.sid }),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Ends every session of the user, except `keep`. Returns how many ended.
+    pub(crate) async fn end_all_sessions(
+        &self,
+        user_id: UserId,
+        keep: Option<SessionId>,
+        reason: &str,
+    ) -> Result<usize> {
+        let now = now_ms();
+        let sessions = self.repo.active_sessions(user_id, now, 0).await?;
+        let mut ended = 0;
+        for session in sessions.iter().filter(|s| Some(s.id) != keep) {
+            self.revoke_session(session.id, reason, &[]).await?;
+            ended += 1;
+        }
+        Ok(ended)
+    }
+
+    pub async fn logout_all(&self, claims: &AccessClaims, client: &ClientInfo) -> Result<usize> {
+        let user_id = Self::user_of(claims)?;
+        let ended = self.end_all_sessions(user_id, None, "logout_all").await?;
+        self.audit(
+            "logout_all",
+            Some(user_id),
+            None,
+            client,
+            serde_json::json!({ "sessions": ended }),
+        )
+        .await;
+        Ok(ended)
+    }
+}
