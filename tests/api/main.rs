@@ -6,12 +6,15 @@
 
 mod helpers;
 
+mod concurrent;
 mod input;
 mod lifecycle;
 mod login;
 mod operations;
 mod otp;
 mod outbox;
+mod postmark;
 
 mod refresh;
+mod sessions;
 mod tokens;

@@ -426,7 +426,10 @@ impl TestApp {
         let login = self.login(b, user).await;
         let preauth = login["preauth_token"].as_str().unwrap().to_owned();
         if login["otp_required"] == json!(true) {
-            let mail = self.mail.wait_for_nth(&user.email, before).await;
+            let mail = self
+                .mail
+                .wait_for_containing(&user.email, before, "verification code")
+                .await;
             let r = b
                 .post(
                     "/api/v1/auth/otp/verify",

@@ -57,6 +57,26 @@ impl SmtpSink {
         panic!("no email #{nth} to {to} arrived; got {:?}", self.all());
     }
 
+    /// Waits for a message to `to`, at or after position `from`, whose text contains `needle`.
+    pub async fn wait_for_containing(&self, to: &str, from: usize, needle: &str) -> Mail {
+        for _ in 0..300 {
+            let found = self
+                .all()
+                .into_iter()
+                .filter(|m| m.to.eq_ignore_ascii_case(to))
+                .skip(from)
+                .find(|m| m.data.contains(needle));
+            if let Some(m) = found {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "no email to {to} containing {needle:?} arrived; got {:?}",
+            self.all()
+        );
+    }
+
     pub fn count_to(&self, to: &str) -> usize {
         self.all()
             .iter()
