@@ -44,6 +44,67 @@ pub fn ephemeral_store(config: &Config) -> anyhow::Result<(Arc<dyn EphemeralStor
     })
 }
 
+/// The connected adapters and the service built on them: what `serve` and the admin commands
+/// share.
+pub struct Services {
+    pub auth: Arc<Auth>,
+    pub repo: Arc<dyn Repository>,
+    pub store: Arc<dyn EphemeralStore>,
+    pub store_name: &'static str,
+    pub outbox_wakeup: Arc<Notify>,
+    pub hasher: PasswordHasher,
+}
+
+impl Services {
+    /// Connects the stores chosen by the configuration and applies pending migrations.
+    pub async fn connect(config: &Config) -> anyhow::Result<Self> {
+        let sql = SqlStore::connect(config)
+            .await
+            .context("cannot connect to the database (DATABASE_URL)")?;
+        let applied = sql.migrate().await.context("database migration failed")?;
+        if applied > 0 {
+            tracing::info!(event = "migrations_applied", count = applied);
+        }
+        let repo: Arc<dyn Repository> = Arc::new(sql);
+        let (store, store_name) = ephemeral_store(config)?;
+        let outbox_wakeup = Arc::new(Notify::new());
+        let hasher = PasswordHasher::new(config.password_hash_concurrency);
+        let auth = Arc::new(Auth::new(
+            Arc::clone(&repo),
+            Arc::clone(&store),
+            TokenKeys::new(&config.jwt_secret, config.jwt_previous_secret.as_ref()),
+            hasher.clone(),
+            AuthSettings::from_config(config),
+            Arc::clone(&outbox_wakeup),
+        ));
+        Ok(Self {
+            auth,
+            repo,
+            store,
+            store_name,
+            outbox_wakeup,
+            hasher,
+        })
+    }
+}
+
+/// Picks up sessions revoked by other processes (see `Auth::sync_revocations`).
+async fn sync_revocations(auth: Arc<Auth>, stop: crate::shutdown::CancelSignal) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+    // Start a little in the past: revocations racing the start-up rebuild are not missed.
+    let mut since = crate::domain::time::now_ms() - 10_000;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(EVERY) => {}
+            () = stop.cancelled() => return,
+        }
+        match auth.sync_revocations(since).await {
+            Ok(high) => since = high,
+            Err(e) => tracing::debug!(event = "revocation_sync_failed", error = %e),
+        }
+    }
+}
+
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         if config.jwt_secret_generated {
@@ -52,26 +113,14 @@ impl Application {
                 config.data_dir.display()
             );
         }
-        let sql = SqlStore::connect(&config)
-            .await
-            .context("cannot connect to the database (DATABASE_URL)")?;
-        let applied = sql.migrate().await.context("database migration failed")?;
-        if applied > 0 {
-            tracing::info!(event = "migrations_applied", count = applied);
-        }
-        let repo: Arc<dyn Repository> = Arc::new(sql);
-        let (store, store_name) = ephemeral_store(&config)?;
-
-        let outbox_wakeup = Arc::new(Notify::new());
-        let hasher = PasswordHasher::new(config.password_hash_concurrency);
-        let auth = Arc::new(Auth::new(
-            Arc::clone(&repo),
-            Arc::clone(&store),
-            TokenKeys::new(&config.jwt_secret, config.jwt_previous_secret.as_ref()),
-            hasher.clone(),
-            AuthSettings::from_config(&config),
-            Arc::clone(&outbox_wakeup),
-        ));
+        let Services {
+            auth,
+            repo,
+            store,
+            store_name,
+            outbox_wakeup,
+            hasher,
+        } = Services::connect(&config).await?;
         tracing::info!(
             event = "jwt_key",
             kid = auth.keys().kid(),
@@ -84,6 +133,7 @@ impl Application {
         }
 
         let (stop_background, stop) = cancel_pair();
+        tokio::spawn(sync_revocations(Arc::clone(&auth), stop.clone()));
         let sender = mail::build_sender(&config)?;
         tokio::spawn(mail::worker::run(
             Arc::clone(&repo),

@@ -71,7 +71,7 @@ CREATE TABLE active_sessions (
     revoked_reason     TEXT
 );
 CREATE INDEX active_sessions_user_live ON active_sessions (user_id) WHERE revoked_at IS NULL;
-CREATE INDEX active_sessions_revoked ON active_sessions (expires_at) WHERE revoked_at IS NOT NULL;
+CREATE INDEX active_sessions_revoked ON active_sessions (revoked_at, expires_at) WHERE revoked_at IS NOT NULL;
 
 CREATE TABLE email_verification_tokens (
     token      TEXT   PRIMARY KEY,

@@ -24,6 +24,17 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Soft-delete a user: they cannot log in, their sessions end at once.
+    Delete { email: String },
+    /// Restore a soft-deleted user.
+    Restore { email: String },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -40,6 +51,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(config).await?;
             tracing::info!(event = "listening", address = %app.address(), "mbpanel-auth listening on http://{}", app.address());
             app.run_until(shutdown_signal()).await
+        }
+        Command::User(command) => {
+            let services = crate::app::Services::connect(&config).await?;
+            let client = crate::service::ClientInfo {
+                ip: None,
+                user_agent: Some("mbpanel-auth cli".into()),
+            };
+            let auth = &services.auth;
+            match command {
+                UserCommand::Delete { email } => {
+                    let id = auth.find_user_id(&email).await?;
+                    let ended = auth.delete_user(id, &client).await?;
+                    println!("user {id} ({email}) deleted; {ended} session(s) ended");
+                }
+                UserCommand::Restore { email } => {
+                    let id = auth.find_user_id(&email).await?;
+                    auth.restore_user(id, &client).await?;
+                    println!("user {id} ({email}) restored");
+                }
+            }
+            Ok(())
         }
         Command::Migrate => {
             let store = SqlStore::connect(&config).await?;

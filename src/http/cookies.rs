@@ -76,6 +76,18 @@ impl CookieFactory {
         ))
     }
 
+    /// A new access cookie alone (after a team switch).
+    pub fn access(&self, jar: CookieJar, token: &str, max_age_secs: u64) -> CookieJar {
+        jar.add(self.build(
+            ACCESS_COOKIE,
+            token.to_owned(),
+            "/",
+            true,
+            SameSite::Lax,
+            max_age_secs,
+        ))
+    }
+
     /// The long-lived trusted-device cookie.
     pub fn device(&self, jar: CookieJar, device_token: &str, max_age_secs: u64) -> CookieJar {
         jar.add(self.build(

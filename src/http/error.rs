@@ -39,6 +39,12 @@ impl Error {
             Error::NotMember => (S::FORBIDDEN, "not_member"),
             Error::MissingPermission(_) => (S::FORBIDDEN, "missing_permission"),
             Error::UserNotFound => (S::NOT_FOUND, "user_not_found"),
+            Error::MemberNotFound => (S::NOT_FOUND, "member_not_found"),
+            Error::RoleNotFound => (S::NOT_FOUND, "role_not_found"),
+            Error::InviteNotFound => (S::NOT_FOUND, "invite_not_found"),
+            Error::PrivilegeEscalation(_) => (S::FORBIDDEN, "privilege_escalation"),
+            Error::InviteEmailMismatch => (S::FORBIDDEN, "invite_email_mismatch"),
+            Error::Conflict { code, .. } => (S::CONFLICT, code),
             Error::Validation { .. } => (S::UNPROCESSABLE_ENTITY, "validation_error"),
             Error::BadRequest(_) => (S::BAD_REQUEST, "bad_request"),
             Error::NotFound => (S::NOT_FOUND, "not_found"),
@@ -82,7 +88,9 @@ impl IntoResponse for Error {
             Error::OtpInvalid { attempts_remaining } => {
                 body["attempts_remaining"] = Value::from(*attempts_remaining)
             }
-            Error::MissingPermission(slug) => body["permission"] = Value::from(slug.as_str()),
+            Error::MissingPermission(slug) | Error::PrivilegeEscalation(slug) => {
+                body["permission"] = Value::from(slug.as_str())
+            }
             Error::Validation { field, .. } => body["field"] = Value::from(*field),
             _ => {}
         }

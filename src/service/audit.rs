@@ -7,6 +7,30 @@ use crate::domain::time::now_ms;
 use crate::domain::{TeamId, UserId};
 
 impl Auth {
+    /// An event about `subject` done by `actor` within a team.
+    pub(crate) async fn audit_team(
+        &self,
+        event: &'static str,
+        actor: UserId,
+        subject: Option<UserId>,
+        team_id: TeamId,
+        client: &ClientInfo,
+        details: serde_json::Value,
+    ) {
+        let entry = AuditEntry {
+            event,
+            actor_user_id: Some(actor),
+            user_id: subject,
+            team_id: Some(team_id),
+            ip_address: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+            details,
+        };
+        if let Err(e) = self.repo.append_audit(&entry, now_ms()).await {
+            tracing::error!(event = "audit_write_failed", audit_event = event, error = %e);
+        }
+    }
+
     pub(crate) async fn audit(
         &self,
         event: &'static str,
@@ -27,5 +51,20 @@ impl Auth {
         if let Err(e) = self.repo.append_audit(&entry, now_ms()).await {
             tracing::error!(event = "audit_write_failed", audit_event = event, error = %e);
         }
+    }
+}
+
+impl Auth {
+    /// The team's audit log, newest first; `before` pages backwards by entry id.
+    pub async fn team_audit(
+        &self,
+        access: &super::rbac::TeamAccess,
+        before: Option<i64>,
+        limit: i64,
+    ) -> super::Result<Vec<super::ports::AuditRecord>> {
+        Ok(self
+            .repo
+            .team_audit(access.team_id, before, limit.clamp(1, 200))
+            .await?)
     }
 }

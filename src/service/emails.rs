@@ -9,6 +9,21 @@ pub const TEMPLATE_ALREADY_REGISTERED: &str = "already-registered";
 pub const TEMPLATE_LOGIN_CODE: &str = "device-approval-code";
 pub const TEMPLATE_CONCURRENT_LOGIN: &str = "device-approval-concurrent-login";
 pub const TEMPLATE_PASSWORD_RESET: &str = "password-reset";
+pub const TEMPLATE_TEAM_INVITE: &str = "team-invite";
+
+pub fn team_invite(to: &str, team: &str, role: &str, link: &str) -> OutgoingEmail {
+    OutgoingEmail {
+        to: to.to_owned(),
+        template: TEMPLATE_TEAM_INVITE.to_owned(),
+        subject: format!("You are invited to join {team} on mbpanel"),
+        text: format!(
+            "Hello,\n\nyou are invited to join the team {team} on mbpanel as {role}.\n\n\
+             Sign in (or create an account with this email address), then open:\n\n{link}\n\n\
+             The invitation works once and expires in 7 days.\n"
+        ),
+        model: serde_json::json!({ "team": team, "role": role, "action_url": link }),
+    }
+}
 
 pub fn concurrent_login(
     to: &str,

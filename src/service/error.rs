@@ -47,6 +47,21 @@ pub enum Error {
     MissingPermission(String),
     #[error("User not found")]
     UserNotFound,
+    #[error("Member not found")]
+    MemberNotFound,
+    #[error("Role not found")]
+    RoleNotFound,
+    #[error("Invite not found")]
+    InviteNotFound,
+    #[error("Cannot grant a permission you do not hold: {0}")]
+    PrivilegeEscalation(String),
+    #[error("This invite is for another email address")]
+    InviteEmailMismatch,
+    #[error("{detail}")]
+    Conflict {
+        code: &'static str,
+        detail: &'static str,
+    },
     #[error("{message}")]
     Validation {
         field: &'static str,

@@ -59,3 +59,9 @@ pub fn login_failures_ip(ip: &str) -> String {
 pub fn verification_resend(email_hash: &str) -> String {
     format!("ratelimit:verify_resend:{email_hash}")
 }
+
+/// A team's authorisation version: changed whenever a role, its permissions or a membership of
+/// the team changes. Every instance compares it on each request before trusting its cache.
+pub fn rbac_version(team_id: i64) -> String {
+    format!("rbac:version:{team_id}")
+}

@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod emails;
 pub mod error;
 pub mod events;
+pub mod invites;
 pub mod keys;
 pub mod login;
 pub mod my_sessions;
@@ -14,10 +15,14 @@ pub mod passwords;
 pub mod ports;
 pub mod profile;
 pub mod rate_limit;
+pub mod rbac;
 pub mod registration;
 pub mod revocation;
+pub mod roles;
 pub mod session;
+pub mod teams;
 pub mod tokens;
+pub mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +94,7 @@ pub struct Auth {
     pub(crate) settings: AuthSettings,
     /// Wakes the email outbox worker when a message is queued.
     pub(crate) outbox_wakeup: Arc<Notify>,
+    pub(crate) permission_cache: rbac::PermissionCache,
 }
 
 impl Auth {
@@ -107,6 +113,7 @@ impl Auth {
             hasher,
             settings,
             outbox_wakeup,
+            permission_cache: rbac::PermissionCache::default(),
         }
     }
 

@@ -149,6 +149,8 @@ pub trait UserRepo: Send + Sync {
         password_hash: &str,
         now: Millis,
     ) -> StoreResult<()>;
+    /// Soft delete (`Some(at)`) or restore (`None`); false when nothing changed.
+    async fn set_user_deleted(&self, id: UserId, deleted_at: Option<Millis>) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -190,6 +192,132 @@ pub trait TeamRepo: Send + Sync {
     async fn membership(&self, user_id: UserId, team_id: TeamId)
     -> StoreResult<Option<Membership>>;
     async fn role_permissions(&self, role_id: RoleId) -> StoreResult<Vec<String>>;
+    /// Creates a team with `owner_user_id` as its Owner.
+    async fn create_team(
+        &self,
+        name: &str,
+        owner_user_id: UserId,
+        now: Millis,
+    ) -> StoreResult<TeamId>;
+    async fn team_members(&self, team_id: TeamId) -> StoreResult<Vec<MemberRecord>>;
+    async fn role(&self, role_id: RoleId) -> StoreResult<Option<RoleRecord>>;
+    /// The built-in roles and the team's own, with their permissions.
+    async fn team_roles(&self, team_id: TeamId) -> StoreResult<Vec<(RoleRecord, Vec<String>)>>;
+    /// `None` when the team already has a role of that name.
+    async fn create_role(
+        &self,
+        team_id: TeamId,
+        name: &str,
+        permissions: &[String],
+        now: Millis,
+    ) -> StoreResult<Option<RoleId>>;
+    async fn set_role_permissions(
+        &self,
+        role_id: RoleId,
+        permissions: &[String],
+    ) -> StoreResult<()>;
+    /// Changes a member's role, refusing to leave the team without an Owner.
+    async fn set_member_role(
+        &self,
+        team_id: TeamId,
+        user_id: UserId,
+        role_id: RoleId,
+    ) -> StoreResult<MemberChange>;
+    /// Removes a member, refusing to leave the team without an Owner.
+    async fn remove_member(&self, team_id: TeamId, user_id: UserId) -> StoreResult<MemberChange>;
+    /// False when the user is already a member.
+    async fn add_member(
+        &self,
+        team_id: TeamId,
+        user_id: UserId,
+        role_id: RoleId,
+        now: Millis,
+    ) -> StoreResult<bool>;
+    async fn permission_catalogue(&self) -> StoreResult<Vec<(String, String)>>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    Done,
+    NotAMember,
+    LastOwner,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberRecord {
+    pub user_id: UserId,
+    pub email: String,
+    pub name: String,
+    pub role_id: RoleId,
+    pub role_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleRecord {
+    pub id: RoleId,
+    pub name: String,
+    /// `None` for the built-in roles shared by every team.
+    pub team_id: Option<TeamId>,
+    pub builtin: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct InviteRecord {
+    pub id: i64,
+    pub team_id: TeamId,
+    pub email: String,
+    pub role_id: RoleId,
+    pub invited_by_user_id: UserId,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub accepted_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInvite<'a> {
+    pub team_id: TeamId,
+    pub email: &'a str,
+    pub role_id: RoleId,
+    pub token_hash: &'a str,
+    pub invited_by_user_id: UserId,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+#[async_trait]
+pub trait InviteRepo: Send + Sync {
+    async fn create_invite(&self, invite: &NewInvite<'_>) -> StoreResult<i64>;
+    async fn invite_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<InviteRecord>>;
+    async fn team_invites(&self, team_id: TeamId) -> StoreResult<Vec<InviteRecord>>;
+    /// Marks a usable invite accepted and adds the member with the invite's role, atomically.
+    /// The team and role when it was usable.
+    async fn accept_invite(
+        &self,
+        invite_id: i64,
+        user_id: UserId,
+        now: Millis,
+    ) -> StoreResult<Option<(TeamId, RoleId)>>;
+    async fn revoke_invite(
+        &self,
+        team_id: TeamId,
+        invite_id: i64,
+        now: Millis,
+    ) -> StoreResult<bool>;
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: Millis,
+    pub event: String,
+    pub actor_user_id: Option<UserId>,
+    pub actor_email: Option<String>,
+    pub user_id: Option<UserId>,
+    pub team_id: Option<TeamId>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: String,
 }
 
 #[async_trait]
@@ -223,6 +351,8 @@ pub trait SessionRepo: Send + Sync {
         generation: i64,
         now: Millis,
     ) -> StoreResult<bool>;
+    /// Moves the session to another team (after a team switch).
+    async fn set_session_team(&self, id: SessionId, team_id: TeamId) -> StoreResult<()>;
     /// Sets `revoked_at`; false when it was already revoked.
     async fn revoke_session(&self, id: SessionId, reason: &str, now: Millis) -> StoreResult<bool>;
     /// The user's sessions that are not revoked, not expired and not idle since `idle_since`.
@@ -232,6 +362,12 @@ pub trait SessionRepo: Send + Sync {
         now: Millis,
         idle_since: Millis,
     ) -> StoreResult<Vec<SessionRecord>>;
+    /// Unexpired sessions revoked after `since` (by any process): `(id, expires_at, revoked_at)`.
+    async fn sessions_revoked_since(
+        &self,
+        since: Millis,
+        now: Millis,
+    ) -> StoreResult<Vec<(SessionId, Millis, Millis)>>;
     /// Revoked sessions that have not yet expired: what the revocation markers must cover.
     async fn revoked_unexpired_sessions(
         &self,
@@ -269,6 +405,13 @@ pub trait OutboxRepo: Send + Sync {
 #[async_trait]
 pub trait AuditRepo: Send + Sync {
     async fn append_audit(&self, entry: &AuditEntry, at: Millis) -> StoreResult<()>;
+    /// The team's events and its members' own account events, newest first, before `before_id`.
+    async fn team_audit(
+        &self,
+        team_id: TeamId,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>>;
 }
 
 #[async_trait]
@@ -281,6 +424,7 @@ pub trait Repository:
     UserRepo
     + VerificationRepo
     + TeamRepo
+    + InviteRepo
     + DeviceRepo
     + SessionRepo
     + OutboxRepo
@@ -293,6 +437,7 @@ impl<T> Repository for T where
     T: UserRepo
         + VerificationRepo
         + TeamRepo
+        + InviteRepo
         + DeviceRepo
         + SessionRepo
         + OutboxRepo

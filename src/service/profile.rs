@@ -1,14 +1,14 @@
 //! `GET /auth/me`: who the caller is, in which team, with which role and permissions — resolved
-//! from SQL on every request, never from claims in the token.
+//! from SQL (through the version-checked cache) on every request, never from the token's claims.
 
-use super::ports::{Membership, SessionRecord, UserRecord};
+use super::ports::{SessionRecord, UserRecord};
+use super::rbac::TeamAccess;
 use super::{Auth, Error, Result};
 use crate::domain::claims::AccessClaims;
 
 pub struct Profile {
     pub user: UserRecord,
-    pub membership: Membership,
-    pub permissions: Vec<String>,
+    pub access: TeamAccess,
     pub session: SessionRecord,
 }
 
@@ -21,12 +21,7 @@ impl Auth {
             .await?
             .filter(|u| u.deleted_at.is_none())
             .ok_or(Error::UserNotFound)?;
-        let membership = self
-            .repo
-            .membership(user_id, claims.team_id)
-            .await?
-            .ok_or(Error::NotMember)?;
-        let permissions = self.repo.role_permissions(membership.role_id).await?;
+        let access = self.team_access(user_id, claims.team_id).await?;
         let session = self
             .repo
             .session(claims.sid)
@@ -34,8 +29,7 @@ impl Auth {
             .ok_or(Error::NotAuthenticated)?;
         Ok(Profile {
             user,
-            membership,
-            permissions,
+            access,
             session,
         })
     }

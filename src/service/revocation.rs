@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{Auth, Result, keys};
 use crate::domain::SessionId;
-use crate::domain::time::{ms, now_ms, until};
+use crate::domain::time::{Millis, ms, now_ms, until};
 
 /// How long the epoch marker lives before a routine rebuild (every key has a TTL).
 const EPOCH_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -74,6 +74,23 @@ impl Auth {
         .await;
         let _ = self.store.delete(keys::REVOCATION_REBUILD_LOCK).await;
         result
+    }
+
+    /// Writes markers for sessions revoked in SQL since `since` by another process (the admin
+    /// CLI, whose in-process store this server cannot see in embedded mode). Returns the new
+    /// high-water mark. The server runs this every second.
+    pub async fn sync_revocations(&self, since: Millis) -> Result<Millis> {
+        let now = now_ms();
+        let mut high = since;
+        for (sid, expires_at, revoked_at) in self.repo.sessions_revoked_since(since, now).await? {
+            if let Some(ttl) = until(expires_at + ms(self.settings.access_token_ttl), now) {
+                self.store
+                    .set(&keys::session_revoked(sid), "revoked", ttl)
+                    .await?;
+            }
+            high = high.max(revoked_at);
+        }
+        Ok(high)
     }
 
     /// Ends a session everywhere at once: markers first (so a store outage fails before SQL

@@ -42,15 +42,19 @@ pub struct Rotation {
 
 /// Everything that determines a set of tokens: minting is deterministic, so the same grant
 /// always yields the same strings.
-struct Grant<'a> {
-    user_id: UserId,
-    sid: SessionId,
-    team_id: TeamId,
-    role: &'a str,
-    refresh_jti: &'a str,
-    access_jti: &'a str,
-    issued_at: Millis,
-    session_expires_at: Millis,
+pub(crate) struct Grant<'a> {
+    pub user_id: UserId,
+    pub sid: SessionId,
+    pub team_id: TeamId,
+    pub role: &'a str,
+    pub refresh_jti: &'a str,
+    pub access_jti: &'a str,
+    pub issued_at: Millis,
+    pub session_expires_at: Millis,
+}
+
+fn seconds_left(at: Millis) -> u64 {
+    u64::try_from((at - now_ms()).max(0) / 1000).unwrap_or(0)
 }
 
 /// The tokens handed to a client, with what the cookies need.
@@ -71,36 +75,39 @@ pub struct ExchangeOutcome {
 }
 
 impl Auth {
-    fn mint(&self, g: &Grant<'_>) -> IssuedTokens {
-        let iat = g.issued_at / 1000;
-        let access_exp =
+    /// A signed access token and its lifetime in seconds.
+    pub(crate) fn mint_access(&self, g: &Grant<'_>) -> (String, u64) {
+        let exp =
             (g.issued_at + ms(self.settings.access_token_ttl)).min(g.session_expires_at) / 1000;
-        let access = AccessClaims {
+        let claims = AccessClaims {
             sub: g.user_id.to_string(),
             team_id: g.team_id,
             role: g.role.to_owned(),
             sid: g.sid,
             jti: g.access_jti.to_owned(),
-            iat,
-            exp: access_exp,
+            iat: g.issued_at / 1000,
+            exp,
             token_type: TokenType::Access,
         };
+        (self.keys.sign_access(&claims), seconds_left(exp * 1000))
+    }
+
+    fn mint(&self, g: &Grant<'_>) -> IssuedTokens {
+        let (access_token, access_expires_in) = self.mint_access(g);
         let refresh = RefreshClaims {
             sub: g.user_id.to_string(),
             sid: g.sid,
             jti: g.refresh_jti.to_owned(),
-            iat,
+            iat: g.issued_at / 1000,
             exp: g.session_expires_at / 1000,
             token_type: TokenType::Refresh,
         };
         let csrf_expires_at =
             (g.issued_at + ms(self.settings.csrf_token_ttl)).min(g.session_expires_at);
-        let now = now_ms();
-        let seconds_left = |at: Millis| u64::try_from((at - now).max(0) / 1000).unwrap_or(0);
         IssuedTokens {
             session_id: g.sid,
-            access_token: self.keys.sign_access(&access),
-            access_expires_in: seconds_left(access_exp * 1000),
+            access_token,
+            access_expires_in,
             refresh_token: self.keys.sign_refresh(&refresh),
             refresh_expires_in: seconds_left(g.session_expires_at),
             csrf_token: self.keys.csrf_token(g.sid, csrf_expires_at, g.access_jti),

@@ -17,4 +17,5 @@ mod postmark;
 
 mod refresh;
 mod sessions;
+mod teams;
 mod tokens;

@@ -4,8 +4,10 @@ mod auth;
 mod client;
 mod json;
 mod path;
+mod team;
 
 pub use auth::{AuthSession, Credentials, csrf_ok};
 pub use client::Client;
 pub use json::ApiJson;
 pub use path::ApiPath;
+pub use team::{AuditRead, MembersInvite, MembersManage, MembersRead, RolesManage, TeamGuard};

@@ -171,9 +171,9 @@ pub async fn me(State(s): State<AppState>, session: AuthSession) -> Result<Json<
             "name": p.user.name,
             "email_verified_at": p.user.email_verified_at.map(rfc3339),
         },
-        "team": { "id": p.membership.team_id, "name": p.membership.team_name },
-        "role": { "id": p.membership.role_id, "name": p.membership.role_name },
-        "permissions": p.permissions,
+        "team": { "id": p.access.team_id, "name": p.access.team_name },
+        "role": { "id": p.access.role_id, "name": p.access.role_name },
+        "permissions": p.access.permissions,
         "session": {
             "id": p.session.id,
             "created_at": rfc3339(p.session.created_at),

@@ -5,9 +5,10 @@ mod auth;
 mod concurrent;
 mod health;
 mod pages;
+mod teams;
 
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post, put};
 
 use super::AppState;
 
@@ -49,6 +50,32 @@ pub fn api() -> Router<AppState> {
             "/auth/concurrent-login/{token}/deny",
             post(concurrent::deny),
         )
+        .route("/auth/switch-team", post(teams::switch_team))
+        .route("/teams", get(teams::list_teams).post(teams::create_team))
+        .route("/teams/{team_id}/members", get(teams::list_members))
+        .route(
+            "/teams/{team_id}/members/{user_id}",
+            patch(teams::change_member_role).delete(teams::remove_member),
+        )
+        .route(
+            "/teams/{team_id}/roles",
+            get(teams::list_roles).post(teams::create_role),
+        )
+        .route(
+            "/teams/{team_id}/roles/{role_id}/permissions",
+            put(teams::set_role_permissions),
+        )
+        .route(
+            "/teams/{team_id}/invites",
+            get(teams::list_invites).post(teams::create_invite),
+        )
+        .route(
+            "/teams/{team_id}/invites/{invite_id}",
+            delete(teams::revoke_invite),
+        )
+        .route("/teams/{team_id}/audit", get(teams::audit))
+        .route("/invites/accept", post(teams::accept_invite))
+        .route("/permissions", get(teams::permissions))
 }
 
 pub fn health() -> Router<AppState> {
@@ -63,4 +90,5 @@ pub fn pages() -> Router<AppState> {
         .route("/verify-email", get(pages::verify_email))
         .route("/reset-password", get(pages::reset_password))
         .route("/concurrent-login", get(pages::concurrent_login))
+        .route("/invite", get(pages::invite))
 }

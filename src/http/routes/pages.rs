@@ -76,3 +76,17 @@ for (const action of ['approve', 'deny']) {
 }"#,
     )
 }
+
+pub async fn invite() -> impl IntoResponse {
+    page(
+        "Join a team",
+        r#"<p>Sign in with the invited email address first, then accept the invitation.</p><button id="go">Accept invitation</button>"#,
+        r#"document.getElementById('go').onclick = async () => {
+  const csrf = (document.cookie.split('; ').find(c => c.startsWith('mbpanel_csrf=')) || '').split('=')[1] || '';
+  const r = await fetch('/api/v1/invites/accept', {method: 'POST', credentials: 'include',
+    headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf}, body: JSON.stringify({token})});
+  const body = await r.json().catch(() => ({}));
+  show(r.ok ? 'You joined the team.' : (body.detail || 'Failed'));
+};"#,
+    )
+}

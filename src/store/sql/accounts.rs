@@ -103,6 +103,27 @@ impl UserRepo for SqlStore {
         Ok(())
     }
 
+    async fn set_user_deleted(&self, id: UserId, deleted_at: Option<Millis>) -> StoreResult<bool> {
+        const DELETE: &str = "UPDATE users SET deleted_at = $1, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL";
+        const RESTORE: &str =
+            "UPDATE users SET deleted_at = NULL WHERE id = $1 AND deleted_at IS NOT NULL";
+        let changed = match deleted_at {
+            Some(at) => on_db!(&self.db, |pool| sqlx::query(DELETE)
+                .bind(at)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())),
+            None => on_db!(&self.db, |pool| sqlx::query(RESTORE)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())),
+        }
+        .map_err(db_err)?;
+        Ok(changed == 1)
+    }
+
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
         let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"));
         let row: Option<UserRow> = on_db!(&self.db, |pool| sqlx::query_as(sql)

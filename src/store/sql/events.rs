@@ -3,9 +3,10 @@
 use async_trait::async_trait;
 
 use super::{SqlStore, db_err, on_db};
+use crate::domain::TeamId;
 use crate::domain::time::Millis;
 use crate::service::ports::{
-    AuditEntry, AuditRepo, HealthRepo, OutboxMessage, OutboxRepo, StoreResult,
+    AuditEntry, AuditRecord, AuditRepo, HealthRepo, OutboxMessage, OutboxRepo, StoreResult,
 };
 
 #[async_trait]
@@ -114,6 +115,67 @@ impl OutboxRepo for SqlStore {
 
 #[async_trait]
 impl AuditRepo for SqlStore {
+    async fn team_audit(
+        &self,
+        team_id: TeamId,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        const SQL: &str = "SELECT a.id, a.at, a.event, a.actor_user_id, u.email, a.user_id, a.team_id, a.ip_address, a.user_agent, a.details
+            FROM audit_log a LEFT JOIN users u ON u.id = a.actor_user_id
+            WHERE (a.team_id = $1 OR (a.team_id IS NULL AND a.user_id IN (SELECT user_id FROM team_members WHERE team_id = $1)))
+              AND a.id < $2
+            ORDER BY a.id DESC LIMIT $3";
+        type Row = (
+            i64,
+            i64,
+            String,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            String,
+        );
+        let before = before_id.unwrap_or(i64::MAX);
+        let rows: Vec<Row> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    at,
+                    event,
+                    actor_user_id,
+                    actor_email,
+                    user_id,
+                    team_id,
+                    ip_address,
+                    user_agent,
+                    details,
+                )| AuditRecord {
+                    id,
+                    at,
+                    event,
+                    actor_user_id,
+                    actor_email,
+                    user_id,
+                    team_id,
+                    ip_address,
+                    user_agent,
+                    details,
+                },
+            )
+            .collect())
+    }
+
     async fn append_audit(&self, e: &AuditEntry, at: Millis) -> StoreResult<()> {
         const SQL: &str = "INSERT INTO audit_log (at, event, actor_user_id, user_id, team_id, ip_address, user_agent, details)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod events;
+mod invites;
 pub mod migrations;
 mod sessions;
 mod teams;

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{SqlStore, db_err, on_db};
 use crate::domain::time::Millis;
-use crate::domain::{SessionId, UserId};
+use crate::domain::{SessionId, TeamId, UserId};
 use crate::service::ports::{NewSession, SessionRecord, SessionRepo, StoreResult};
 
 type SessionRow = (
@@ -107,6 +107,18 @@ impl SessionRepo for SqlStore {
         Ok(done == 1)
     }
 
+    async fn set_session_team(&self, id: SessionId, team_id: TeamId) -> StoreResult<()> {
+        const SQL: &str = "UPDATE active_sessions SET team_id = $1 WHERE id = $2";
+        on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        Ok(())
+    }
+
     async fn revoke_session(&self, id: SessionId, reason: &str, now: Millis) -> StoreResult<bool> {
         const SQL: &str = "UPDATE active_sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL";
         let done = on_db!(&self.db, |pool| sqlx::query(SQL)
@@ -138,6 +150,21 @@ impl SessionRepo for SqlStore {
             .await)
         .map_err(db_err)?;
         Ok(rows.into_iter().map(session).collect())
+    }
+
+    async fn sessions_revoked_since(
+        &self,
+        since: Millis,
+        now: Millis,
+    ) -> StoreResult<Vec<(SessionId, Millis, Millis)>> {
+        const SQL: &str = "SELECT id, expires_at, revoked_at FROM active_sessions
+            WHERE revoked_at > $1 AND expires_at > $2 ORDER BY revoked_at";
+        on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(since)
+            .bind(now)
+            .fetch_all(pool)
+            .await)
+        .map_err(db_err)
     }
 
     async fn revoked_unexpired_sessions(

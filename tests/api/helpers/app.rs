@@ -192,6 +192,8 @@ pub struct TestApp {
     pub base: String,
     pub mail: SmtpSink,
     pub storage: Arc<Storage>,
+    /// The settings the application started with (for running the CLI against it).
+    pub settings: HashMap<String, String>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -348,7 +350,8 @@ impl TestApp {
                 mbpanel_auth::config::LogFormat::Text,
             );
         }
-        let config = Config::from_env(&Env::from_map(settings)).expect("valid test configuration");
+        let config =
+            Config::from_env(&Env::from_map(settings.clone())).expect("valid test configuration");
         let app = Application::build(config)
             .await
             .expect("application starts");
@@ -360,6 +363,7 @@ impl TestApp {
             base: format!("http://127.0.0.1:{port}"),
             mail,
             storage,
+            settings,
             server,
         }
     }
@@ -399,7 +403,10 @@ impl TestApp {
             )
             .await;
         expect(r, StatusCode::ACCEPTED).await;
-        let mail = self.mail.wait_for_nth(&user.email, 0).await;
+        let mail = self
+            .mail
+            .wait_for_containing(&user.email, 0, "Verify your email")
+            .await;
         let r = b
             .post(
                 "/api/v1/auth/verify-email",

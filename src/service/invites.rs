@@ -1,0 +1,157 @@
+//! Team invites: emailed single-use links (stored hashed, 7 days), accepted only by a user
+//! signed in with the invited address; the role comes from the invite row alone.
+
+use super::ports::{InviteRecord, NewInvite};
+use super::rbac::TeamAccess;
+use super::{Auth, ClientInfo, Error, Result, emails, tokens};
+use crate::domain::claims::AccessClaims;
+use crate::domain::email::Email;
+use crate::domain::time::now_ms;
+use crate::domain::{RoleId, TeamId};
+
+const INVITE_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+
+impl Auth {
+    pub async fn create_invite(
+        &self,
+        inviter: &TeamAccess,
+        email: &str,
+        role_id: RoleId,
+        client: &ClientInfo,
+    ) -> Result<i64> {
+        let email = Email::parse(email).map_err(|e| Error::validation("email", e.0))?;
+        let role = self.assignable_role(inviter.team_id, role_id).await?;
+        // An invite cannot hand out more than the inviter holds.
+        inviter.ensure_can_grant(&self.repo.role_permissions(role.id).await?)?;
+        if let Some(user) = self.repo.user_by_email(email.as_str()).await?
+            && self
+                .repo
+                .membership(user.id, inviter.team_id)
+                .await?
+                .is_some()
+        {
+            return Err(Error::Conflict {
+                code: "already_member",
+                detail: "This person is already a member of the team",
+            });
+        }
+        let token = tokens::random_token();
+        let now = now_ms();
+        let id = self
+            .repo
+            .create_invite(&NewInvite {
+                team_id: inviter.team_id,
+                email: email.as_str(),
+                role_id: role.id,
+                token_hash: &tokens::hash_token(&token),
+                invited_by_user_id: inviter.user_id,
+                created_at: now,
+                expires_at: now + INVITE_TTL_MS,
+            })
+            .await?;
+        let link = self.link("/invite", &token);
+        self.queue_email(emails::team_invite(
+            email.as_str(),
+            &inviter.team_name,
+            &role.name,
+            &link,
+        ))
+        .await?;
+        let details =
+            serde_json::json!({ "invite_id": id, "email": email.as_str(), "role": role.name });
+        self.audit_team(
+            "invite_created",
+            inviter.user_id,
+            None,
+            inviter.team_id,
+            client,
+            details,
+        )
+        .await;
+        Ok(id)
+    }
+
+    pub async fn team_invites(&self, access: &TeamAccess) -> Result<Vec<InviteRecord>> {
+        Ok(self.repo.team_invites(access.team_id).await?)
+    }
+
+    pub async fn revoke_invite(
+        &self,
+        editor: &TeamAccess,
+        invite_id: i64,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        if !self
+            .repo
+            .revoke_invite(editor.team_id, invite_id, now_ms())
+            .await?
+        {
+            return Err(Error::InviteNotFound);
+        }
+        self.audit_team(
+            "invite_revoked",
+            editor.user_id,
+            None,
+            editor.team_id,
+            client,
+            serde_json::json!({ "invite_id": invite_id }),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Joins the caller to the invite's team with the invite's role. Only the invited address,
+    /// only once, only before it expires or is revoked.
+    pub async fn accept_invite(
+        &self,
+        claims: &AccessClaims,
+        token: &str,
+        client: &ClientInfo,
+    ) -> Result<(TeamId, RoleId)> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(Error::TokenInvalid);
+        }
+        let invite = self
+            .repo
+            .invite_by_token_hash(&tokens::hash_token(token))
+            .await?
+            .ok_or(Error::TokenInvalid)?;
+        let user_id: i64 = claims.sub.parse().map_err(|_| Error::NotAuthenticated)?;
+        let user = self
+            .repo
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.deleted_at.is_none())
+            .ok_or(Error::UserNotFound)?;
+        if user.email != invite.email {
+            return Err(Error::InviteEmailMismatch);
+        }
+        if self
+            .repo
+            .membership(user_id, invite.team_id)
+            .await?
+            .is_some()
+        {
+            return Err(Error::Conflict {
+                code: "already_member",
+                detail: "You are already a member of the team",
+            });
+        }
+        let (team_id, role_id) = self
+            .repo
+            .accept_invite(invite.id, user_id, now_ms())
+            .await?
+            .ok_or(Error::TokenInvalid)?;
+        self.rbac_changed(team_id).await?;
+        self.audit_team(
+            "invite_accepted",
+            user_id,
+            Some(user_id),
+            team_id,
+            client,
+            serde_json::json!({ "invite_id": invite.id }),
+        )
+        .await;
+        Ok((team_id, role_id))
+    }
+}
