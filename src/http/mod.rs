@@ -20,6 +20,22 @@ pub use state::AppState;
 /// Request bodies are small JSON documents; anything larger is refused with 413.
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// The request span: method and path only. The query (emailed links carry `?token=`) is never
+/// logged, and the approval token in `/auth/concurrent-login/<token>` is masked.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let path = request.uri().path();
+    let path = match path.find("/concurrent-login/") {
+        Some(i) if !path.ends_with("/email-decision") => {
+            let start = i + "/concurrent-login/".len();
+            let rest = &path[start..];
+            let tail = rest.find('/').map_or("", |j| &rest[j..]);
+            format!("{}[token]{tail}", &path[..start])
+        }
+        _ => path.to_owned(),
+    };
+    tracing::info_span!("request", method = %request.method(), path = %path)
+}
+
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
@@ -42,7 +58,7 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,

@@ -61,6 +61,8 @@ enum Decider<'a> {
 
 impl Auth {
     /// Called by the exchange before it consumes the pre-auth token. `Ok` lets it proceed.
+    /// A decision binds: once denied, the login is refused even if every other session ended
+    /// since; while pending, it proceeds only if no active session is left to decide.
     pub(crate) async fn concurrent_login_gate(
         &self,
         preauth_token: &str,
@@ -70,28 +72,27 @@ impl Auth {
     ) -> Result<()> {
         let now = now_ms();
         let idle_since = now - ms(self.settings.refresh_idle_timeout);
-        if self
+        let nobody_to_ask = self
             .repo
             .active_sessions(state.user_id, now, idle_since)
             .await?
-            .is_empty()
-        {
-            return Ok(());
-        }
+            .is_empty();
         match &state.approval_token {
             Some(token) => match self.approval(token).await? {
                 None => Err(Error::PreauthExpired),
                 Some((_, request)) => match request.status {
-                    ApprovalStatus::Pending => Err(Error::ConcurrentLoginPending {
-                        token: token.clone(),
-                    }),
-                    ApprovalStatus::Approved => Ok(()),
                     ApprovalStatus::Denied => {
                         self.store.delete(&keys::preauth(preauth_token)).await?;
                         Err(Error::ConcurrentLoginDenied)
                     }
+                    ApprovalStatus::Approved => Ok(()),
+                    ApprovalStatus::Pending if nobody_to_ask => Ok(()),
+                    ApprovalStatus::Pending => Err(Error::ConcurrentLoginPending {
+                        token: token.clone(),
+                    }),
                 },
             },
+            None if nobody_to_ask => Ok(()),
             None => {
                 self.request_approval(preauth_token, raw_state, state, client)
                     .await

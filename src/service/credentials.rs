@@ -16,22 +16,20 @@ impl Auth {
     /// address has an account.
     pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
         let email = Email::parse(email).map_err(|e| Error::validation("email", e.0))?;
-        let Some(user) = self
-            .repo
-            .user_by_email(email.as_str())
-            .await?
-            .filter(|u| u.deleted_at.is_none())
-        else {
-            return Ok(());
-        };
+        // Counted for every address, so the answer (and an outage) looks the same for all.
         let limit_key = keys::password_reset_requests(&tokens::hash_token(email.as_str()));
         let (count, _) = self
             .store
             .increment(&limit_key, 1, Duration::from_secs(3600))
             .await?;
-        if count > RESET_EMAILS_PER_HOUR {
+        let user = self
+            .repo
+            .user_by_email(email.as_str())
+            .await?
+            .filter(|u| u.deleted_at.is_none());
+        let Some(user) = user.filter(|_| count <= RESET_EMAILS_PER_HOUR) else {
             return Ok(());
-        }
+        };
         let token = tokens::random_token();
         let now = now_ms();
         let ttl = self.settings.password_reset_ttl;
@@ -68,13 +66,15 @@ impl Auth {
         if token.is_empty() || token.len() > 128 {
             return Err(Error::TokenInvalid);
         }
-        let hash = self.hasher.hash(new_password).await?;
+        self.limit_expensive_request(client.ip.as_deref()).await?;
         let now = now_ms();
+        // The token is checked (and used up) before any hashing work.
         let user_id = self
             .repo
             .consume_password_reset(&tokens::hash_token(token), now)
             .await?
             .ok_or(Error::TokenInvalid)?;
+        let hash = self.hasher.hash(new_password).await?;
         self.repo.set_password_hash(user_id, &hash, now).await?;
         let ended = self
             .end_all_sessions(user_id, None, "password_reset")

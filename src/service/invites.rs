@@ -137,6 +137,7 @@ impl Auth {
                 detail: "You are already a member of the team",
             });
         }
+        self.rbac_changed(invite.team_id).await?;
         let (team_id, role_id) = self
             .repo
             .accept_invite(invite.id, user_id, now_ms())

@@ -56,6 +56,21 @@ pub fn login_failures_ip(ip: &str) -> String {
     format!("ratelimit:login:ip:{ip}")
 }
 
+/// Wrong emailed codes of one account, across its logins.
+pub fn otp_failures(user_id: i64) -> String {
+    format!("ratelimit:otp_failures:{user_id}")
+}
+
+/// Emailed codes sent to one account.
+pub fn otp_emails(user_id: i64) -> String {
+    format!("ratelimit:otp_emails:{user_id}")
+}
+
+/// Unauthenticated requests that cost password hashing (sign-up, reset confirmation), per IP.
+pub fn expensive_requests_ip(ip: &str) -> String {
+    format!("ratelimit:expensive:ip:{ip}")
+}
+
 pub fn verification_resend(email_hash: &str) -> String {
     format!("ratelimit:verify_resend:{email_hash}")
 }

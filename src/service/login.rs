@@ -22,6 +22,10 @@ pub struct PreauthState {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub created_at: Millis,
+    /// A fingerprint of the password hash the login was checked against: after a password
+    /// change or reset, pending logins with the old password are void.
+    #[serde(default)]
+    pub credential: String,
     /// The concurrent-login approval this login waits for, once it has asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_token: Option<String>,
@@ -43,6 +47,11 @@ pub struct LoginOutcome {
 pub struct OtpOutcome {
     /// A new trusted-device id for the device cookie.
     pub device_token: String,
+}
+
+/// Enough of the password hash to notice that it changed (the hash itself stays in SQL).
+pub(crate) fn credential_fingerprint(password_hash: &str) -> String {
+    tokens::hash_token(password_hash)[..16].to_owned()
 }
 
 impl Auth {
@@ -123,9 +132,11 @@ impl Auth {
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
             created_at: now,
+            credential: credential_fingerprint(&user.password_hash),
             approval_token: None,
         };
         if state.otp_required {
+            self.allow_otp_email(user.id).await?;
             let code = tokens::random_otp_code();
             state.otp_digest = Some(self.keys.otp_digest(&preauth_token, &code));
             let device = client.user_agent.as_deref().unwrap_or("unknown device");
@@ -207,6 +218,7 @@ impl Auth {
         }
         let given = self.keys.otp_digest(preauth_token, code);
         if !tokens::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            self.otp_failed(state.user_id).await?;
             self.audit(
                 "otp_failed",
                 Some(state.user_id),

@@ -6,13 +6,15 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Auth, Error, Result, keys, tokens};
 use crate::domain::{RoleId, TeamId, UserId};
 
 const VERSION_TTL: Duration = Duration::from_secs(24 * 3600);
 const CACHE_MAX_ENTRIES: usize = 10_000;
+/// A backstop: even if a version change were lost, no entry is trusted for longer.
+const CACHE_MAX_AGE: Duration = Duration::from_secs(30);
 
 /// A member's standing in one team.
 #[derive(Debug, Clone)]
@@ -48,8 +50,8 @@ impl TeamAccess {
     }
 }
 
-/// The version an entry was read at, and the access (`None` for a non-member).
-type CacheEntry = (String, Option<TeamAccess>);
+/// The version an entry was read at, when, and the access (`None` for a non-member).
+type CacheEntry = (String, Instant, Option<TeamAccess>);
 
 /// (user, team) → what was read from SQL, and at which version.
 #[derive(Default)]
@@ -62,8 +64,8 @@ impl PermissionCache {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(&key)
-            .filter(|(v, _)| v == version)
-            .map(|(_, access)| access.clone())
+            .filter(|(v, at, _)| v == version && at.elapsed() < CACHE_MAX_AGE)
+            .map(|(_, _, access)| access.clone())
     }
 
     fn put(&self, key: (UserId, TeamId), version: String, access: Option<TeamAccess>) {
@@ -71,7 +73,7 @@ impl PermissionCache {
         if entries.len() >= CACHE_MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(key, (version, access));
+        entries.insert(key, (version, Instant::now(), access));
     }
 }
 
@@ -88,7 +90,9 @@ impl Auth {
         Ok(self.store.get(&key).await?.unwrap_or_default())
     }
 
-    /// Tells every instance that the team's roles or memberships changed.
+    /// Tells every instance that the team's roles or memberships changed. Called before the
+    /// SQL change (so a store outage refuses the change) and after it (so nothing cached in
+    /// between survives).
     pub(crate) async fn rbac_changed(&self, team_id: TeamId) -> Result<()> {
         self.store
             .set(

@@ -37,6 +37,7 @@ impl Auth {
         let name = validate_name(&input.name)?;
         check_policy(&input.password).map_err(|e| Error::validation("password", e.0))?;
 
+        self.limit_expensive_request(client.ip.as_deref()).await?;
         // Hash first, whatever happens next: the answer takes as long for a taken email.
         let hash = self.hasher.hash(&input.password).await?;
         let now = now_ms();
@@ -109,18 +110,19 @@ impl Auth {
         let Ok(email) = Email::parse(email) else {
             return Err(Error::validation("email", "email is invalid"));
         };
-        let Some(user) = self.repo.user_by_email(email.as_str()).await? else {
-            return Ok(());
-        };
-        if user.email_verified_at.is_some() || user.deleted_at.is_some() {
-            return Ok(());
-        }
+        // Counted for every address, so the answer (and an outage) looks the same for all.
         let key = keys::verification_resend(&tokens::hash_token(email.as_str()));
         let (count, _) = self
             .store
             .increment(&key, 1, std::time::Duration::from_secs(3600))
             .await?;
-        if count > RESEND_LIMIT_PER_HOUR {
+        let Some(user) = self.repo.user_by_email(email.as_str()).await? else {
+            return Ok(());
+        };
+        if user.email_verified_at.is_some()
+            || user.deleted_at.is_some()
+            || count > RESEND_LIMIT_PER_HOUR
+        {
             return Ok(());
         }
         self.send_verification(user.id, &user.email, &user.name)

@@ -103,6 +103,7 @@ impl Auth {
         let before = self.repo.role_permissions(role.id).await?;
         editor.ensure_can_grant(&before)?;
         editor.ensure_can_grant(&permissions)?;
+        self.rbac_changed(editor.team_id).await?;
         self.repo
             .set_role_permissions(role.id, &permissions)
             .await?;

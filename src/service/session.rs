@@ -148,9 +148,12 @@ impl Auth {
             .repo
             .user_by_id(state.user_id)
             .await?
-            .filter(|u| u.deleted_at.is_none());
-        if user.is_none() {
-            return Err(Error::UserNotFound);
+            .filter(|u| u.deleted_at.is_none())
+            .ok_or(Error::UserNotFound)?;
+        if super::login::credential_fingerprint(&user.password_hash) != state.credential {
+            // The password changed since this login was checked: it is void.
+            self.store.delete(&keys::preauth(preauth_token)).await?;
+            return Err(Error::PreauthExpired);
         }
 
         // A user with an active session must have this login approved first (423 until then).

@@ -120,6 +120,7 @@ impl Auth {
         let role = self.assignable_role(editor.team_id, role_id).await?;
         editor.ensure_can_grant(&self.repo.role_permissions(target.role_id).await?)?;
         editor.ensure_can_grant(&self.repo.role_permissions(role.id).await?)?;
+        self.rbac_changed(editor.team_id).await?;
         match self
             .repo
             .set_member_role(editor.team_id, member, role.id)
@@ -151,6 +152,7 @@ impl Auth {
     ) -> Result<()> {
         let target = self.member_of(editor.team_id, member).await?;
         editor.ensure_can_grant(&self.repo.role_permissions(target.role_id).await?)?;
+        self.rbac_changed(editor.team_id).await?;
         match self.repo.remove_member(editor.team_id, member).await? {
             MemberChange::Done => {}
             MemberChange::NotAMember => return Err(Error::MemberNotFound),

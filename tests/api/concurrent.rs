@@ -352,7 +352,70 @@ async fn approval_crosses_instances() {
     expect(exchange(&newcomer, &preauth).await, StatusCode::OK).await;
 }
 
+async fn a_denial_holds_after_every_session_ends(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let user = app.verified_user().await;
+    let existing = app.signed_in(&user).await;
+    let (newcomer, preauth, token) = second_login(&app, &user).await;
+    expect(
+        existing
+            .post_csrf(&format!("/api/v1/auth/concurrent-login/{token}/deny"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        existing.post_csrf("/api/v1/auth/logout-all").await,
+        StatusCode::OK,
+    )
+    .await;
+    let e = expect(exchange(&newcomer, &preauth).await, StatusCode::FORBIDDEN).await;
+    assert_eq!(e["code"], "concurrent_login_denied");
+    expect(
+        exchange(&newcomer, &preauth).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}
+
+async fn a_password_reset_voids_pending_logins(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let user = app.verified_user().await;
+    let _existing = app.signed_in(&user).await;
+    let (newcomer, preauth, _) = second_login(&app, &user).await;
+    let b = app.browser();
+    let before = app.mail.count_to(&user.email);
+    expect(
+        b.post(
+            "/api/v1/auth/password-reset/request",
+            json!({ "email": user.email }),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let mail = app
+        .mail
+        .wait_for_containing(&user.email, before, "Reset your mbpanel password")
+        .await;
+    let body = json!({ "token": crate::helpers::smtp::link_token(&mail), "password": "a completely new one" });
+    expect(
+        b.post("/api/v1/auth/password-reset/confirm", body).await,
+        StatusCode::OK,
+    )
+    .await;
+    // Every session ended, but the login made with the old password does not slip through.
+    let e = expect(
+        exchange(&newcomer, &preauth).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(e["detail"], "Pre-auth token expired");
+}
+
 both_modes!(
+    a_denial_holds_after_every_session_ends,
+    a_password_reset_voids_pending_logins,
     approve_then_exchange,
     deny_refuses_the_login,
     only_an_older_session_of_the_same_user_decides,

@@ -228,7 +228,42 @@ async fn exchange_into_a_foreign_team_is_refused(mode: Mode) {
     expect(r, StatusCode::OK).await;
 }
 
+async fn wrong_codes_are_limited_per_account_across_logins(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let user = app.verified_user().await;
+    let b = app.browser();
+    for round in 0..2 {
+        let login = app.login(&b, &user).await;
+        let code = smtp::otp_code(&app.mail.wait_for_nth(&user.email, round + 1).await);
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        for _ in 0..5 {
+            let r = b
+                .post(
+                    "/api/v1/auth/otp/verify",
+                    json!({ "preauth_token": login["preauth_token"], "code": wrong }),
+                )
+                .await;
+            expect(r, StatusCode::UNAUTHORIZED).await;
+        }
+    }
+    // Ten wrong codes across two logins: no more codes for this account for a while.
+    let r = b
+        .post(
+            "/api/v1/auth/login",
+            json!({ "email": user.email, "password": user.password }),
+        )
+        .await;
+    assert!(r.headers().contains_key("retry-after"));
+    expect(r, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(
+        app.mail.count_to(&user.email),
+        3,
+        "no further code was emailed"
+    );
+}
+
 both_modes!(
+    wrong_codes_are_limited_per_account_across_logins,
     wrong_codes_burn_the_preauth_token,
     parallel_code_guesses_are_bounded,
     code_is_bound_to_its_own_login,

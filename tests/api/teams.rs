@@ -720,6 +720,12 @@ async fn audit_shows_failed_logins_and_role_changes(mode: Mode) {
             .iter()
             .any(|e| e["event"] == "login_failed" && e["user_id"] == member_id)
     );
+    // Only security events of members, and only since they joined: not their other activity.
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e["event"] == "login_password_verified" || e["event"] == "user_registered")
+    );
     assert!(entries.iter().any(|e| e["event"] == "invite_accepted"));
     let ids: Vec<i64> = entries.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]));

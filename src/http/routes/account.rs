@@ -29,6 +29,7 @@ pub async fn list_sessions(State(s): State<AppState>, session: AuthSession) -> R
             json!({
                 "id": x.id,
                 "current": x.id == session.claims.sid,
+                "device": x.user_agent.as_deref().unwrap_or("unknown device"),
                 "ip_address": x.ip_address,
                 "user_agent": x.user_agent,
                 "team_id": x.team_id,

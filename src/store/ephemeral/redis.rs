@@ -99,11 +99,17 @@ impl RedisStore {
     }
 
     fn map_err(&self, e: RedisError) -> StoreError {
+        // A server that is loading, failing over or read-only is unavailable too (503, retried).
+        let transient_server_state = matches!(
+            e.code(),
+            Some("LOADING" | "MASTERDOWN" | "READONLY" | "TRYAGAIN" | "CLUSTERDOWN" | "BUSY")
+        );
         if e.is_io_error()
             || e.is_timeout()
             || e.is_connection_refusal()
             || e.is_connection_dropped()
             || e.is_unrecoverable_error()
+            || transient_server_state
         {
             let refused = e.is_connection_refusal();
             self.unavailable(e.to_string(), refused)

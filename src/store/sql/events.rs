@@ -123,7 +123,8 @@ impl AuditRepo for SqlStore {
     ) -> StoreResult<Vec<AuditRecord>> {
         const SQL: &str = "SELECT a.id, a.at, a.event, a.actor_user_id, u.email, a.user_id, a.team_id, a.ip_address, a.user_agent, a.details
             FROM audit_log a LEFT JOIN users u ON u.id = a.actor_user_id
-            WHERE (a.team_id = $1 OR (a.team_id IS NULL AND a.user_id IN (SELECT user_id FROM team_members WHERE team_id = $1)))
+            WHERE (a.team_id = $1 OR (a.team_id IS NULL AND a.event IN ('login_failed', 'login_rate_limited', 'refresh_token_reuse', 'user_deleted', 'user_restored')
+                   AND EXISTS (SELECT 1 FROM team_members tm WHERE tm.team_id = $1 AND tm.user_id = a.user_id AND tm.created_at <= a.at)))
               AND a.id < $2
             ORDER BY a.id DESC LIMIT $3";
         type Row = (
