@@ -17,11 +17,13 @@ use crate::mail;
 use crate::service::passwords::PasswordHasher;
 use crate::service::ports::{EphemeralStore, Repository};
 use crate::service::tokens::TokenKeys;
-use crate::service::{Auth, AuthSettings};
+use crate::service::vault::CredentialVault;
+use crate::service::{Adapters, Auth, AuthSettings};
 use crate::shutdown::{CancelHandle, cancel_pair};
 use crate::store::ephemeral::memory::MemoryStore;
 use crate::store::ephemeral::redis::RedisStore;
 use crate::store::sql::SqlStore;
+use crate::virtuozzo::HttpVirtuozzo;
 
 pub struct Application {
     listener: TcpListener,
@@ -69,13 +71,21 @@ impl Services {
         let (store, store_name) = ephemeral_store(config)?;
         let outbox_wakeup = Arc::new(Notify::new());
         let hasher = PasswordHasher::new(config.password_hash_concurrency);
+        let adapters = Adapters {
+            repo: Arc::clone(&repo),
+            store: Arc::clone(&store),
+            virtuozzo: Arc::new(HttpVirtuozzo::new(
+                config.vz_signin_url.clone(),
+                config.vz_timeout,
+            )?),
+            outbox_wakeup: Arc::clone(&outbox_wakeup),
+        };
         let auth = Arc::new(Auth::new(
-            Arc::clone(&repo),
-            Arc::clone(&store),
+            adapters,
             TokenKeys::new(&config.jwt_secret, config.jwt_previous_secret.as_ref()),
+            CredentialVault::new(config.vz_credentials_key.as_ref())?,
             hasher.clone(),
             AuthSettings::from_config(config),
-            Arc::clone(&outbox_wakeup),
         ));
         Ok(Self {
             auth,

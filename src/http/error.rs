@@ -52,6 +52,9 @@ impl Error {
             Error::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Error::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Error::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "service_unavailable"),
+            Error::VirtuozzoRefreshFailed => (S::SERVICE_UNAVAILABLE, "virtuozzo_refresh_failed"),
+            Error::VirtuozzoNotConfigured => (S::SERVICE_UNAVAILABLE, "virtuozzo_not_configured"),
+            Error::OwnerOnly => (S::FORBIDDEN, "owner_only"),
             Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -79,6 +82,10 @@ impl IntoResponse for Error {
             }
             Error::Unavailable(dependency) => {
                 body["dependency"] = Value::from(*dependency);
+                retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
+            }
+            Error::VirtuozzoRefreshFailed | Error::VirtuozzoNotConfigured => {
+                body["dependency"] = Value::from("virtuozzo");
                 retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
             }
             Error::ConcurrentLoginPending { token } => {

@@ -77,6 +77,12 @@ pub enum Error {
     PayloadTooLarge,
     #[error("Expected a JSON body (Content-Type: application/json)")]
     UnsupportedMediaType,
+    #[error("Virtuozzo session refresh failed")]
+    VirtuozzoRefreshFailed,
+    #[error("Virtuozzo is not configured (VZ_CREDENTIALS_KEY)")]
+    VirtuozzoNotConfigured,
+    #[error("Only the team Owner can do this")]
+    OwnerOnly,
     #[error("{0} is unavailable")]
     Unavailable(&'static str),
     #[error("internal error")]

@@ -23,6 +23,8 @@ pub mod session;
 pub mod teams;
 pub mod tokens;
 pub mod users;
+pub mod vault;
+pub mod virtuozzo;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +57,7 @@ pub struct AuthSettings {
     pub login_rate_limit_ip_attempts: u32,
     pub login_rate_limit_window: Duration,
     pub otp_max_attempts: u32,
+    pub vz_session_ttl: Duration,
 }
 
 impl AuthSettings {
@@ -75,6 +78,7 @@ impl AuthSettings {
             login_rate_limit_ip_attempts: c.login_rate_limit_ip_attempts,
             login_rate_limit_window: c.login_rate_limit_window,
             otp_max_attempts: c.otp_max_attempts,
+            vz_session_ttl: c.vz_session_ttl,
         }
     }
 }
@@ -95,17 +99,33 @@ pub struct Auth {
     /// Wakes the email outbox worker when a message is queued.
     pub(crate) outbox_wakeup: Arc<Notify>,
     pub(crate) permission_cache: rbac::PermissionCache,
+    pub(crate) vault: vault::CredentialVault,
+    pub(crate) virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
+}
+
+/// The outside world the service talks to, chosen once by the wiring.
+pub struct Adapters {
+    pub repo: Arc<dyn Repository>,
+    pub store: Arc<dyn EphemeralStore>,
+    pub virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
+    /// Wakes the email outbox worker when a message is queued.
+    pub outbox_wakeup: Arc<Notify>,
 }
 
 impl Auth {
     pub fn new(
-        repo: Arc<dyn Repository>,
-        store: Arc<dyn EphemeralStore>,
+        adapters: Adapters,
         keys: TokenKeys,
+        vault: vault::CredentialVault,
         hasher: PasswordHasher,
         settings: AuthSettings,
-        outbox_wakeup: Arc<Notify>,
     ) -> Self {
+        let Adapters {
+            repo,
+            store,
+            virtuozzo,
+            outbox_wakeup,
+        } = adapters;
         Self {
             repo,
             store,
@@ -114,6 +134,8 @@ impl Auth {
             settings,
             outbox_wakeup,
             permission_cache: rbac::PermissionCache::default(),
+            vault,
+            virtuozzo,
         }
     }
 

@@ -234,6 +234,29 @@ pub trait TeamRepo: Send + Sync {
         now: Millis,
     ) -> StoreResult<bool>;
     async fn permission_catalogue(&self) -> StoreResult<Vec<(String, String)>>;
+    async fn team_virtuozzo(&self, team_id: TeamId) -> StoreResult<Option<VirtuozzoRecord>>;
+    /// Stores new (encrypted) credentials and clears the session key.
+    async fn set_virtuozzo_credentials(
+        &self,
+        team_id: TeamId,
+        email: &str,
+        password_sealed: &str,
+    ) -> StoreResult<()>;
+    async fn set_virtuozzo_session(
+        &self,
+        team_id: TeamId,
+        session_sealed: &str,
+        expires_at: Millis,
+    ) -> StoreResult<()>;
+}
+
+/// A team's Virtuozzo account: secrets only in sealed form.
+#[derive(Debug, Clone)]
+pub struct VirtuozzoRecord {
+    pub vz_email: Option<String>,
+    pub password_sealed: Option<String>,
+    pub session_sealed: Option<String>,
+    pub session_key_expires_at: Option<Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -465,4 +488,14 @@ pub struct OutgoingEmail {
 pub trait EmailSender: Send + Sync {
     /// Sends one message; the error is a reason fit for logs (never the message body).
     async fn send(&self, email: &OutgoingEmail) -> Result<(), String>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Virtuozzo.
+// ---------------------------------------------------------------------------------------------
+
+#[async_trait]
+pub trait VirtuozzoSignIn: Send + Sync {
+    /// Signs in; the session key, or a reason fit for logs (never the password).
+    async fn sign_in(&self, email: &str, password: &str) -> Result<String, String>;
 }

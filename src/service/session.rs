@@ -160,6 +160,10 @@ impl Auth {
         self.concurrent_login_gate(preauth_token, &raw_state, &state, client)
             .await?;
 
+        // A team Owner needs a live Virtuozzo session key (503 if the sign-in fails).
+        self.ensure_virtuozzo_session(state.user_id, &membership, client)
+            .await?;
+
         // The single-use gate: whoever takes the key owns the exchange.
         let taken = self
             .store

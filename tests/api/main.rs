@@ -19,3 +19,4 @@ mod refresh;
 mod sessions;
 mod teams;
 mod tokens;
+mod virtuozzo;

@@ -10,4 +10,7 @@ pub use auth::{AuthSession, Credentials, csrf_ok};
 pub use client::Client;
 pub use json::ApiJson;
 pub use path::ApiPath;
-pub use team::{AuditRead, MembersInvite, MembersManage, MembersRead, RolesManage, TeamGuard};
+pub use team::{
+    AuditRead, EnvironmentsRead, MembersInvite, MembersManage, MembersRead, RolesManage, TeamGuard,
+    VirtuozzoCredentialsManage, VirtuozzoSessionRefresh,
+};

@@ -42,6 +42,9 @@ permissions!(
     MembersManage => slug::TEAM_MEMBERS_MANAGE,
     RolesManage => slug::TEAM_ROLES_MANAGE,
     AuditRead => slug::AUDIT_READ,
+    EnvironmentsRead => slug::ENVIRONMENTS_READ,
+    VirtuozzoCredentialsManage => slug::VIRTUOZZO_CREDENTIALS_MANAGE,
+    VirtuozzoSessionRefresh => slug::VIRTUOZZO_SESSION_REFRESH,
 );
 
 pub struct TeamGuard<R: Requirement = AnyMember> {

@@ -6,6 +6,7 @@ mod concurrent;
 mod health;
 mod pages;
 mod teams;
+mod virtuozzo;
 
 use axum::Router;
 use axum::routing::{delete, get, patch, post, put};
@@ -76,6 +77,14 @@ pub fn api() -> Router<AppState> {
         .route("/teams/{team_id}/audit", get(teams::audit))
         .route("/invites/accept", post(teams::accept_invite))
         .route("/permissions", get(teams::permissions))
+        .route(
+            "/teams/{team_id}/virtuozzo",
+            get(virtuozzo::status).put(virtuozzo::set_credentials),
+        )
+        .route(
+            "/teams/{team_id}/virtuozzo/refresh",
+            post(virtuozzo::refresh),
+        )
 }
 
 pub fn health() -> Router<AppState> {

@@ -6,7 +6,7 @@ use super::{SqlStore, db_err, on_db};
 use crate::domain::time::Millis;
 use crate::domain::{RoleId, TeamId, UserId};
 use crate::service::ports::{
-    MemberChange, MemberRecord, Membership, RoleRecord, StoreResult, TeamRepo,
+    MemberChange, MemberRecord, Membership, RoleRecord, StoreResult, TeamRepo, VirtuozzoRecord,
 };
 
 type MembershipRow = (i64, String, i64, String);
@@ -265,6 +265,61 @@ impl TeamRepo for SqlStore {
             .map(|r| r.rows_affected()))
         .map_err(db_err)?;
         Ok(added == 1)
+    }
+
+    async fn team_virtuozzo(&self, team_id: TeamId) -> StoreResult<Option<VirtuozzoRecord>> {
+        const SQL: &str = "SELECT vz_email, vz_password_encrypted, vz_session_key_encrypted, session_key_expires_at FROM teams WHERE id = $1";
+        let row: Option<(Option<String>, Option<String>, Option<String>, Option<i64>)> =
+            on_db!(&self.db, |pool| sqlx::query_as(SQL)
+                .bind(team_id)
+                .fetch_optional(pool)
+                .await)
+            .map_err(db_err)?;
+        Ok(row.map(
+            |(vz_email, password_sealed, session_sealed, session_key_expires_at)| VirtuozzoRecord {
+                vz_email,
+                password_sealed,
+                session_sealed,
+                session_key_expires_at,
+            },
+        ))
+    }
+
+    async fn set_virtuozzo_credentials(
+        &self,
+        team_id: TeamId,
+        email: &str,
+        password_sealed: &str,
+    ) -> StoreResult<()> {
+        const SQL: &str = "UPDATE teams SET vz_email = $1, vz_password_encrypted = $2,
+            vz_session_key_encrypted = NULL, session_key_expires_at = NULL WHERE id = $3";
+        on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(email)
+            .bind(password_sealed)
+            .bind(team_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn set_virtuozzo_session(
+        &self,
+        team_id: TeamId,
+        session_sealed: &str,
+        expires_at: Millis,
+    ) -> StoreResult<()> {
+        const SQL: &str = "UPDATE teams SET vz_session_key_encrypted = $1, session_key_expires_at = $2 WHERE id = $3";
+        on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(session_sealed)
+            .bind(expires_at)
+            .bind(team_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        Ok(())
     }
 
     async fn permission_catalogue(&self) -> StoreResult<Vec<(String, String)>> {

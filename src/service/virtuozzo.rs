@@ -1,0 +1,171 @@
+//! A team's Virtuozzo account: Owner-only credentials (sealed at rest), and the session key that
+//! only the Owner refreshes — explicitly, or at session exchange when it is missing or expired.
+
+use super::ports::Membership;
+use super::rbac::TeamAccess;
+use super::{Auth, ClientInfo, Error, Result};
+use crate::domain::TeamId;
+use crate::domain::email::Email;
+use crate::domain::permissions::OWNER_ROLE;
+use crate::domain::time::{Millis, ms, now_ms};
+
+const PASSWORD_FIELD: &str = "vz_password";
+const SESSION_FIELD: &str = "vz_session_key";
+
+pub struct VirtuozzoStatus {
+    pub vz_email: Option<String>,
+    pub session_key_expires_at: Option<Millis>,
+    /// `not_configured`, `no_session`, `active` or `expired`.
+    pub status: &'static str,
+}
+
+fn require_owner(access: &TeamAccess) -> Result<()> {
+    if access.role_name == OWNER_ROLE {
+        Ok(())
+    } else {
+        Err(Error::OwnerOnly)
+    }
+}
+
+impl Auth {
+    /// Stores the credentials sealed and clears the session key; the next Owner exchange (or an
+    /// explicit refresh) signs in.
+    pub async fn set_virtuozzo_credentials(
+        &self,
+        access: &TeamAccess,
+        email: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        require_owner(access)?;
+        let email = Email::parse(email).map_err(|e| Error::validation("email", e.0))?;
+        if password.is_empty() || password.len() > 1024 {
+            return Err(Error::validation("password", "password is required"));
+        }
+        let sealed = self.vault.seal(access.team_id, PASSWORD_FIELD, password)?;
+        self.repo
+            .set_virtuozzo_credentials(access.team_id, email.as_str(), &sealed)
+            .await?;
+        let details = serde_json::json!({ "vz_email": email.as_str() });
+        self.audit_team(
+            "virtuozzo_credentials_changed",
+            access.user_id,
+            None,
+            access.team_id,
+            client,
+            details,
+        )
+        .await;
+        Ok(())
+    }
+
+    pub async fn virtuozzo_status(&self, access: &TeamAccess) -> Result<VirtuozzoStatus> {
+        let record = self
+            .repo
+            .team_virtuozzo(access.team_id)
+            .await?
+            .ok_or(Error::NotMember)?;
+        let status = match (
+            &record.password_sealed,
+            &record.session_sealed,
+            record.session_key_expires_at,
+        ) {
+            (None, _, _) => "not_configured",
+            (Some(_), Some(_), Some(at)) if at > now_ms() => "active",
+            (Some(_), Some(_), Some(_)) => "expired",
+            _ => "no_session",
+        };
+        Ok(VirtuozzoStatus {
+            vz_email: record.vz_email,
+            session_key_expires_at: record.session_key_expires_at,
+            status,
+        })
+    }
+
+    /// Owner only: signs in now. 503 "Virtuozzo session refresh failed" when it does not work.
+    pub async fn refresh_virtuozzo_session(
+        &self,
+        access: &TeamAccess,
+        client: &ClientInfo,
+    ) -> Result<Millis> {
+        require_owner(access)?;
+        self.sign_in_to_virtuozzo(access.team_id, access.user_id, client)
+            .await
+    }
+
+    /// At session exchange: an Owner whose team has credentials but no live session key signs
+    /// in first; if that fails the exchange answers 503 (and the pre-auth token stays usable).
+    pub(crate) async fn ensure_virtuozzo_session(
+        &self,
+        user_id: i64,
+        membership: &Membership,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        if membership.role_name != OWNER_ROLE {
+            return Ok(());
+        }
+        let Some(record) = self.repo.team_virtuozzo(membership.team_id).await? else {
+            return Ok(());
+        };
+        let live = record.session_sealed.is_some()
+            && record
+                .session_key_expires_at
+                .is_some_and(|at| at > now_ms());
+        if record.password_sealed.is_none() || live {
+            return Ok(());
+        }
+        self.sign_in_to_virtuozzo(membership.team_id, user_id, client)
+            .await
+            .map(|_| ())
+    }
+
+    async fn sign_in_to_virtuozzo(
+        &self,
+        team_id: TeamId,
+        user_id: i64,
+        client: &ClientInfo,
+    ) -> Result<Millis> {
+        let record = self
+            .repo
+            .team_virtuozzo(team_id)
+            .await?
+            .ok_or(Error::NotMember)?;
+        let (Some(email), Some(sealed)) = (record.vz_email, record.password_sealed) else {
+            return Err(Error::VirtuozzoRefreshFailed);
+        };
+        let password = self.vault.open(team_id, PASSWORD_FIELD, &sealed)?;
+        match self.virtuozzo.sign_in(&email, &password).await {
+            Ok(session) => {
+                let expires_at = now_ms() + ms(self.settings.vz_session_ttl);
+                let sealed_session = self.vault.seal(team_id, SESSION_FIELD, &session)?;
+                self.repo
+                    .set_virtuozzo_session(team_id, &sealed_session, expires_at)
+                    .await?;
+                self.audit_team(
+                    "virtuozzo_session_refreshed",
+                    user_id,
+                    None,
+                    team_id,
+                    client,
+                    serde_json::json!({}),
+                )
+                .await;
+                Ok(expires_at)
+            }
+            Err(reason) => {
+                tracing::warn!(event = "virtuozzo_refresh_failed", team_id, %reason);
+                let details = serde_json::json!({ "reason": reason });
+                self.audit_team(
+                    "virtuozzo_session_refresh_failed",
+                    user_id,
+                    None,
+                    team_id,
+                    client,
+                    details,
+                )
+                .await;
+                Err(Error::VirtuozzoRefreshFailed)
+            }
+        }
+    }
+}
