@@ -27,16 +27,6 @@ async fn spawn(storage: &Arc<Storage>, overrides: &[(&str, &str)]) -> TestApp {
     TestApp::spawn_on(Arc::clone(storage), sink, port, overrides).await
 }
 
-async fn bearer_me(app: &TestApp, token: &str) -> StatusCode {
-    reqwest::Client::new()
-        .get(app.url("/api/v1/auth/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guide_psql_diagnostics_run_verbatim() {
     let app = TestApp::spawn(Mode::Production).await;
@@ -322,7 +312,7 @@ async fn redis_outage_fails_closed_and_recovers() {
     }
     assert!(recovered, "recovers without a restart");
     // The session was never revoked: its token still works (Redis lost only fast state).
-    assert_eq!(bearer_me(&app, &access).await, StatusCode::OK);
+    assert_eq!(app.bearer_me(&access).await, StatusCode::OK);
     // New logins work again.
     app.sign_in(&app.browser(), &other).await;
 }
@@ -345,7 +335,7 @@ async fn flushed_redis_never_revives_a_revoked_token() {
         .query_async::<()>(&mut r)
         .await
         .unwrap();
-    assert_eq!(bearer_me(&app, &access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.bearer_me(&access).await, StatusCode::UNAUTHORIZED);
     let again = reqwest::Client::new()
         .post(app.url("/api/v1/auth/refresh"))
         .header(
@@ -363,7 +353,7 @@ async fn flushed_redis_never_revives_a_revoked_token() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut status = StatusCode::SERVICE_UNAVAILABLE;
     for _ in 0..30 {
-        status = bearer_me(&app, &access).await;
+        status = app.bearer_me(&access).await;
         if status != StatusCode::SERVICE_UNAVAILABLE {
             break;
         }
@@ -417,9 +407,9 @@ async fn revoked_sessions_survive_losing_the_ephemeral_store(mode: Mode) {
         }
     }
     let app = spawn(&storage, &[]).await;
-    assert_eq!(bearer_me(&app, &access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.bearer_me(&access).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        bearer_me(&app, &live_access).await,
+        app.bearer_me(&live_access).await,
         StatusCode::OK,
         "a live session's access token still verifies"
     );
@@ -496,8 +486,8 @@ async fn two_instances_behave_as_one() {
         .find_map(|c| c.strip_prefix("mbpanel_access="))
         .unwrap()
         .to_owned();
-    assert_eq!(bearer_me(&a, &access).await, StatusCode::OK);
-    assert_eq!(bearer_me(&b_instance, &access).await, StatusCode::OK);
+    assert_eq!(a.bearer_me(&access).await, StatusCode::OK);
+    assert_eq!(b_instance.bearer_me(&access).await, StatusCode::OK);
 
     // Logout on A kills the token on B at once.
     let r = reqwest::Client::new()
@@ -508,7 +498,7 @@ async fn two_instances_behave_as_one() {
         .unwrap();
     expect(r, StatusCode::OK).await;
     assert_eq!(
-        bearer_me(&b_instance, &access).await,
+        b_instance.bearer_me(&access).await,
         StatusCode::UNAUTHORIZED
     );
 

@@ -11,16 +11,6 @@ use crate::helpers::smtp::link_token;
 use crate::helpers::sse::EventStream;
 use crate::helpers::{Mode, TestApp};
 
-async fn bearer_me(app: &TestApp, token: &str) -> StatusCode {
-    reqwest::Client::new()
-        .get(app.url("/api/v1/auth/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
-
 async fn list_and_revoke_sessions(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let user = app.verified_user().await;
@@ -77,7 +67,7 @@ async fn list_and_revoke_sessions(mode: Mode) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        bearer_me(&app, &second_access).await,
+        app.bearer_me(&second_access).await,
         StatusCode::UNAUTHORIZED
     );
     let revoked = second_events
@@ -103,7 +93,7 @@ async fn logout_all_ends_every_session(mode: Mode) {
     let r = second.post_csrf("/api/v1/auth/logout-all").await;
     assert_eq!(expect(r, StatusCode::OK).await["sessions_ended"], 2);
     for t in &tokens {
-        assert_eq!(bearer_me(&app, t).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(app.bearer_me(t).await, StatusCode::UNAUTHORIZED);
     }
     assert!(second.cookie("/", "mbpanel_access").is_none());
     let rows = app
@@ -177,7 +167,7 @@ async fn password_reset_revokes_every_session(mode: Mode) {
         .await;
     expect(r, StatusCode::OK).await;
     assert_eq!(
-        bearer_me(&app, &access).await,
+        app.bearer_me(&access).await,
         StatusCode::UNAUTHORIZED,
         "every session ended"
     );
@@ -244,7 +234,7 @@ async fn password_change_keeps_only_the_current_session(mode: Mode) {
         "current_password"
     );
     assert_eq!(
-        bearer_me(&app, &other_access).await,
+        app.bearer_me(&other_access).await,
         StatusCode::OK,
         "nothing changed"
     );
@@ -270,10 +260,7 @@ async fn password_change_keeps_only_the_current_session(mode: Mode) {
         .await
         .unwrap();
     expect(r, StatusCode::OK).await;
-    assert_eq!(
-        bearer_me(&app, &other_access).await,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(app.bearer_me(&other_access).await, StatusCode::UNAUTHORIZED);
     expect(current.me().await, StatusCode::OK).await;
     user.password = "a brand new passphrase".into();
     app.login(&app.browser(), &user).await;

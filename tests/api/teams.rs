@@ -10,12 +10,6 @@ use crate::helpers::app::{Browser, expect};
 use crate::helpers::smtp::link_token;
 use crate::helpers::{Mode, TestApp, TestUser};
 
-async fn team_of(b: &Browser) -> i64 {
-    expect(b.me().await, StatusCode::OK).await["team"]["id"]
-        .as_i64()
-        .unwrap()
-}
-
 async fn role_id(b: &Browser, team: i64, name: &str) -> i64 {
     let roles = expect(
         b.get(&format!("/api/v1/teams/{team}/roles")).await,
@@ -32,26 +26,9 @@ async fn role_id(b: &Browser, team: i64, name: &str) -> i64 {
         .unwrap()
 }
 
-async fn send(
-    b: &Browser,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut req = b
-        .http
-        .request(method, format!("{}{path}", b.base))
-        .header("X-CSRF-Token", b.csrf());
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    req.send().await.unwrap()
-}
-
 async fn switch(b: &Browser, team: i64) {
     expect(
-        send(
-            b,
+        b.send(
             reqwest::Method::POST,
             "/api/v1/auth/switch-team",
             Some(json!({ "team_id": team })),
@@ -66,13 +43,13 @@ async fn switch(b: &Browser, team: i64) {
 async fn join(app: &TestApp, owner: &Browser, team: i64, role: &str) -> (TestUser, Browser) {
     let user = TestUser::random();
     let role = role_id(owner, team, role).await;
-    let r = send(
-        owner,
-        reqwest::Method::POST,
-        &format!("/api/v1/teams/{team}/invites"),
-        Some(json!({ "email": user.email, "role_id": role })),
-    )
-    .await;
+    let r = owner
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/teams/{team}/invites"),
+            Some(json!({ "email": user.email, "role_id": role })),
+        )
+        .await;
     assert!(expect(r, StatusCode::CREATED).await["id"].is_i64());
     let invite = app
         .mail
@@ -82,8 +59,7 @@ async fn join(app: &TestApp, owner: &Browser, team: i64, role: &str) -> (TestUse
     app.register_and_verify(&user).await;
     let b = app.signed_in(&user).await;
     expect(
-        send(
-            &b,
+        b.send(
             reqwest::Method::POST,
             "/api/v1/invites/accept",
             Some(json!({ "token": token })),
@@ -100,7 +76,7 @@ async fn owner_has_everything_and_viewer_reads_only(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let owner_user = app.verified_user().await;
     let owner = app.signed_in(&owner_user).await;
-    let team = team_of(&owner).await;
+    let team = owner.team_id().await;
     let catalogue = expect(owner.get("/api/v1/permissions").await, StatusCode::OK).await;
     let slugs: Vec<String> = catalogue["permissions"]
         .as_array()
@@ -141,13 +117,13 @@ async fn owner_has_everything_and_viewer_reads_only(mode: Mode) {
         list.iter()
             .any(|m| m["role"]["name"] == "Owner" && m["email"] == owner_user.email)
     );
-    let r = send(
-        &viewer,
-        reqwest::Method::POST,
-        &format!("/api/v1/teams/{team}/invites"),
-        Some(json!({ "email": "x@example.com", "role_id": 4 })),
-    )
-    .await;
+    let r = viewer
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/teams/{team}/invites"),
+            Some(json!({ "email": "x@example.com", "role_id": 4 })),
+        )
+        .await;
     let e = expect(r, StatusCode::FORBIDDEN).await;
     assert_eq!(e["detail"], "Missing permission: team.members.invite");
     assert_eq!(e["permission"], "team.members.invite");
@@ -158,7 +134,7 @@ async fn owner_has_everything_and_viewer_reads_only(mode: Mode) {
 async fn non_members_are_refused_everywhere(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let owner = app.signed_in(&app.verified_user().await).await;
-    let team = team_of(&owner).await;
+    let team = owner.team_id().await;
     let stranger = app.signed_in(&app.verified_user().await).await;
     use reqwest::Method as M;
     let routes: Vec<(M, String, Option<Value>)> = vec![
@@ -195,7 +171,7 @@ async fn non_members_are_refused_everywhere(mode: Mode) {
         ),
     ];
     for (method, path, body) in routes {
-        let r = send(&stranger, method.clone(), &path, body).await;
+        let r = stranger.send(method.clone(), &path, body).await;
         let e = expect(r, StatusCode::FORBIDDEN).await;
         assert_eq!(e["detail"], "Not a member of team", "{method} {path}");
     }
@@ -212,14 +188,14 @@ async fn non_members_are_refused_everywhere(mode: Mode) {
 async fn permission_changes_bite_on_the_next_request(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let owner = app.signed_in(&app.verified_user().await).await;
-    let team = team_of(&owner).await;
-    let r = send(
-        &owner,
-        reqwest::Method::POST,
-        &format!("/api/v1/teams/{team}/roles"),
-        Some(json!({ "name": "Auditor", "permissions": ["team.members.read"] })),
-    )
-    .await;
+    let team = owner.team_id().await;
+    let r = owner
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/teams/{team}/roles"),
+            Some(json!({ "name": "Auditor", "permissions": ["team.members.read"] })),
+        )
+        .await;
     let auditor = expect(r, StatusCode::CREATED).await["id"].as_i64().unwrap();
     let (_, member) = join(&app, &owner, team, "Auditor").await;
     let audit_path = format!("/api/v1/teams/{team}/audit");
@@ -256,13 +232,13 @@ async fn permission_changes_bite_on_the_next_request(mode: Mode) {
 
     let path = format!("/api/v1/teams/{team}/roles/{auditor}/permissions");
     expect(
-        send(
-            &owner,
-            reqwest::Method::PUT,
-            &path,
-            Some(json!({ "permissions": ["team.members.read", "audit.read"] })),
-        )
-        .await,
+        owner
+            .send(
+                reqwest::Method::PUT,
+                &path,
+                Some(json!({ "permissions": ["team.members.read", "audit.read"] })),
+            )
+            .await,
         StatusCode::OK,
     )
     .await;
@@ -271,13 +247,13 @@ async fn permission_changes_bite_on_the_next_request(mode: Mode) {
         assert_eq!(status, StatusCode::OK, "granted on the other instance too");
     }
     expect(
-        send(
-            &owner,
-            reqwest::Method::PUT,
-            &path,
-            Some(json!({ "permissions": ["team.members.read"] })),
-        )
-        .await,
+        owner
+            .send(
+                reqwest::Method::PUT,
+                &path,
+                Some(json!({ "permissions": ["team.members.read"] })),
+            )
+            .await,
         StatusCode::OK,
     )
     .await;
@@ -298,18 +274,18 @@ async fn permission_changes_bite_on_the_next_request(mode: Mode) {
 async fn nobody_grants_what_they_lack(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let owner = app.signed_in(&app.verified_user().await).await;
-    let team = team_of(&owner).await;
+    let team = owner.team_id().await;
     let (admin_user, admin) = join(&app, &owner, team, "Admin").await;
     let owner_role = role_id(&owner, team, "Owner").await;
     use reqwest::Method as M;
 
-    let r = send(
-        &admin,
-        M::POST,
-        &format!("/api/v1/teams/{team}/roles"),
-        Some(json!({ "name": "Super", "permissions": ["virtuozzo.credentials.manage"] })),
-    )
-    .await;
+    let r = admin
+        .send(
+            M::POST,
+            &format!("/api/v1/teams/{team}/roles"),
+            Some(json!({ "name": "Super", "permissions": ["virtuozzo.credentials.manage"] })),
+        )
+        .await;
     assert_eq!(
         expect(r, StatusCode::FORBIDDEN).await["code"],
         "privilege_escalation"
@@ -317,24 +293,24 @@ async fn nobody_grants_what_they_lack(mode: Mode) {
     let admin_id = expect(admin.me().await, StatusCode::OK).await["user"]["id"]
         .as_i64()
         .unwrap();
-    let r = send(
-        &admin,
-        M::PATCH,
-        &format!("/api/v1/teams/{team}/members/{admin_id}"),
-        Some(json!({ "role_id": owner_role })),
-    )
-    .await;
+    let r = admin
+        .send(
+            M::PATCH,
+            &format!("/api/v1/teams/{team}/members/{admin_id}"),
+            Some(json!({ "role_id": owner_role })),
+        )
+        .await;
     assert_eq!(
         expect(r, StatusCode::FORBIDDEN).await["code"],
         "privilege_escalation"
     );
-    let r = send(
-        &admin,
-        M::POST,
-        &format!("/api/v1/teams/{team}/invites"),
-        Some(json!({ "email": "boss@example.com", "role_id": owner_role })),
-    )
-    .await;
+    let r = admin
+        .send(
+            M::POST,
+            &format!("/api/v1/teams/{team}/invites"),
+            Some(json!({ "email": "boss@example.com", "role_id": owner_role })),
+        )
+        .await;
     assert_eq!(
         expect(r, StatusCode::FORBIDDEN).await["code"],
         "privilege_escalation"
@@ -344,30 +320,30 @@ async fn nobody_grants_what_they_lack(mode: Mode) {
         .as_i64()
         .unwrap();
     let viewer = role_id(&owner, team, "Viewer").await;
-    let r = send(
-        &admin,
-        M::PATCH,
-        &format!("/api/v1/teams/{team}/members/{owner_id}"),
-        Some(json!({ "role_id": viewer })),
-    )
-    .await;
+    let r = admin
+        .send(
+            M::PATCH,
+            &format!("/api/v1/teams/{team}/members/{owner_id}"),
+            Some(json!({ "role_id": viewer })),
+        )
+        .await;
     expect(r, StatusCode::FORBIDDEN).await;
-    let r = send(
-        &admin,
-        M::DELETE,
-        &format!("/api/v1/teams/{team}/members/{owner_id}"),
-        None,
-    )
-    .await;
+    let r = admin
+        .send(
+            M::DELETE,
+            &format!("/api/v1/teams/{team}/members/{owner_id}"),
+            None,
+        )
+        .await;
     expect(r, StatusCode::FORBIDDEN).await;
     // Within their own permissions they can act.
-    let r = send(
-        &admin,
-        M::POST,
-        &format!("/api/v1/teams/{team}/roles"),
-        Some(json!({ "name": "Reader", "permissions": ["environments.read"] })),
-    )
-    .await;
+    let r = admin
+        .send(
+            M::POST,
+            &format!("/api/v1/teams/{team}/roles"),
+            Some(json!({ "name": "Reader", "permissions": ["environments.read"] })),
+        )
+        .await;
     expect(r, StatusCode::CREATED).await;
     let me = expect(admin.me().await, StatusCode::OK).await;
     assert_eq!(me["role"]["name"], "Admin", "{}", admin_user.email);
@@ -376,69 +352,69 @@ async fn nobody_grants_what_they_lack(mode: Mode) {
 async fn the_last_owner_stays_and_builtins_are_immutable(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let owner = app.signed_in(&app.verified_user().await).await;
-    let team = team_of(&owner).await;
+    let team = owner.team_id().await;
     let owner_id = expect(owner.me().await, StatusCode::OK).await["user"]["id"]
         .as_i64()
         .unwrap();
     let viewer = role_id(&owner, team, "Viewer").await;
     let owner_role = role_id(&owner, team, "Owner").await;
     use reqwest::Method as M;
-    let r = send(
-        &owner,
-        M::PATCH,
-        &format!("/api/v1/teams/{team}/members/{owner_id}"),
-        Some(json!({ "role_id": viewer })),
-    )
-    .await;
+    let r = owner
+        .send(
+            M::PATCH,
+            &format!("/api/v1/teams/{team}/members/{owner_id}"),
+            Some(json!({ "role_id": viewer })),
+        )
+        .await;
     assert_eq!(expect(r, StatusCode::CONFLICT).await["code"], "last_owner");
-    let r = send(
-        &owner,
-        M::DELETE,
-        &format!("/api/v1/teams/{team}/members/{owner_id}"),
-        None,
-    )
-    .await;
+    let r = owner
+        .send(
+            M::DELETE,
+            &format!("/api/v1/teams/{team}/members/{owner_id}"),
+            None,
+        )
+        .await;
     assert_eq!(expect(r, StatusCode::CONFLICT).await["code"], "last_owner");
     for builtin in ["Owner", "Admin", "Member", "Viewer"] {
         let id = role_id(&owner, team, builtin).await;
-        let r = send(
-            &owner,
-            M::PUT,
-            &format!("/api/v1/teams/{team}/roles/{id}/permissions"),
-            Some(json!({ "permissions": [] })),
-        )
-        .await;
+        let r = owner
+            .send(
+                M::PUT,
+                &format!("/api/v1/teams/{team}/roles/{id}/permissions"),
+                Some(json!({ "permissions": [] })),
+            )
+            .await;
         assert_eq!(
             expect(r, StatusCode::CONFLICT).await["code"],
             "builtin_role_immutable"
         );
     }
-    let r = send(
-        &owner,
-        M::POST,
-        &format!("/api/v1/teams/{team}/roles"),
-        Some(json!({ "name": "owner", "permissions": [] })),
-    )
-    .await;
+    let r = owner
+        .send(
+            M::POST,
+            &format!("/api/v1/teams/{team}/roles"),
+            Some(json!({ "name": "owner", "permissions": [] })),
+        )
+        .await;
     expect(r, StatusCode::CONFLICT).await;
-    let r = send(
-        &owner,
-        M::POST,
-        &format!("/api/v1/teams/{team}/roles"),
-        Some(json!({ "name": "X", "permissions": ["no.such.permission"] })),
-    )
-    .await;
+    let r = owner
+        .send(
+            M::POST,
+            &format!("/api/v1/teams/{team}/roles"),
+            Some(json!({ "name": "X", "permissions": ["no.such.permission"] })),
+        )
+        .await;
     expect(r, StatusCode::UNPROCESSABLE_ENTITY).await;
 
     // With a second Owner, the first may step down; the guide's Owner query follows.
     let (_, second) = join(&app, &owner, team, "Owner").await;
-    let r = send(
-        &owner,
-        M::PATCH,
-        &format!("/api/v1/teams/{team}/members/{owner_id}"),
-        Some(json!({ "role_id": viewer })),
-    )
-    .await;
+    let r = owner
+        .send(
+            M::PATCH,
+            &format!("/api/v1/teams/{team}/members/{owner_id}"),
+            Some(json!({ "role_id": viewer })),
+        )
+        .await;
     expect(r, StatusCode::OK).await;
     let second_id = expect(second.me().await, StatusCode::OK).await["user"]["id"]
         .as_i64()
@@ -450,13 +426,13 @@ async fn the_last_owner_stays_and_builtins_are_immutable(mode: Mode) {
         ))
         .await;
     assert_eq!(rows.len(), 1);
-    let r = send(
-        &second,
-        M::DELETE,
-        &format!("/api/v1/teams/{team}/members/{second_id}"),
-        None,
-    )
-    .await;
+    let r = second
+        .send(
+            M::DELETE,
+            &format!("/api/v1/teams/{team}/members/{second_id}"),
+            None,
+        )
+        .await;
     assert_eq!(expect(r, StatusCode::CONFLICT).await["code"], "last_owner");
     let _ = owner_role;
 }
@@ -464,17 +440,17 @@ async fn the_last_owner_stays_and_builtins_are_immutable(mode: Mode) {
 async fn invites_are_for_the_invited_email_and_single_use(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let owner = app.signed_in(&app.verified_user().await).await;
-    let team = team_of(&owner).await;
+    let team = owner.team_id().await;
     let member = role_id(&owner, team, "Member").await;
     let invited = TestUser::random();
     use reqwest::Method as M;
-    let r = send(
-        &owner,
-        M::POST,
-        &format!("/api/v1/teams/{team}/invites"),
-        Some(json!({ "email": invited.email.to_uppercase(), "role_id": member })),
-    )
-    .await;
+    let r = owner
+        .send(
+            M::POST,
+            &format!("/api/v1/teams/{team}/invites"),
+            Some(json!({ "email": invited.email.to_uppercase(), "role_id": member })),
+        )
+        .await;
     expect(r, StatusCode::CREATED).await;
     let token = link_token(
         &app.mail
@@ -491,13 +467,13 @@ async fn invites_are_for_the_invited_email_and_single_use(mode: Mode) {
 
     // Someone else, signed in, cannot use it.
     let other = app.signed_in(&app.verified_user().await).await;
-    let r = send(
-        &other,
-        M::POST,
-        "/api/v1/invites/accept",
-        Some(json!({ "token": token })),
-    )
-    .await;
+    let r = other
+        .send(
+            M::POST,
+            "/api/v1/invites/accept",
+            Some(json!({ "token": token })),
+        )
+        .await;
     assert_eq!(
         expect(r, StatusCode::FORBIDDEN).await["code"],
         "invite_email_mismatch"
@@ -513,8 +489,7 @@ async fn invites_are_for_the_invited_email_and_single_use(mode: Mode) {
     app.register_and_verify(&invited).await;
     let b = app.signed_in(&invited).await;
     let accepted = expect(
-        send(
-            &b,
+        b.send(
             M::POST,
             "/api/v1/invites/accept",
             Some(json!({ "token": token })),
@@ -528,47 +503,47 @@ async fn invites_are_for_the_invited_email_and_single_use(mode: Mode) {
         accepted["role_id"], member,
         "the role comes from the invite row"
     );
-    let r = send(
-        &b,
-        M::POST,
-        "/api/v1/invites/accept",
-        Some(json!({ "token": token })),
-    )
-    .await;
+    let r = b
+        .send(
+            M::POST,
+            "/api/v1/invites/accept",
+            Some(json!({ "token": token })),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
 
     // A revoked invite cannot be used.
     let late = TestUser::random();
-    let r = send(
-        &owner,
-        M::POST,
-        &format!("/api/v1/teams/{team}/invites"),
-        Some(json!({ "email": late.email, "role_id": member })),
-    )
-    .await;
+    let r = owner
+        .send(
+            M::POST,
+            &format!("/api/v1/teams/{team}/invites"),
+            Some(json!({ "email": late.email, "role_id": member })),
+        )
+        .await;
     let id = expect(r, StatusCode::CREATED).await["id"].as_i64().unwrap();
     let late_token = link_token(
         &app.mail
             .wait_for_containing(&late.email, 0, "invited to join")
             .await,
     );
-    let r = send(
-        &owner,
-        M::DELETE,
-        &format!("/api/v1/teams/{team}/invites/{id}"),
-        None,
-    )
-    .await;
+    let r = owner
+        .send(
+            M::DELETE,
+            &format!("/api/v1/teams/{team}/invites/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     app.register_and_verify(&late).await;
     let lb = app.signed_in(&late).await;
-    let r = send(
-        &lb,
-        M::POST,
-        "/api/v1/invites/accept",
-        Some(json!({ "token": late_token })),
-    )
-    .await;
+    let r = lb
+        .send(
+            M::POST,
+            "/api/v1/invites/accept",
+            Some(json!({ "token": late_token })),
+        )
+        .await;
     assert_eq!(
         expect(r, StatusCode::BAD_REQUEST).await["detail"],
         "Token expired or invalid"
@@ -591,63 +566,63 @@ async fn cross_team_ids_never_leak(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let a = app.signed_in(&app.verified_user().await).await;
     let b = app.signed_in(&app.verified_user().await).await;
-    let (team_a, team_b) = (team_of(&a).await, team_of(&b).await);
+    let (team_a, team_b) = (a.team_id().await, b.team_id().await);
     use reqwest::Method as M;
-    let r = send(
-        &a,
-        M::POST,
-        &format!("/api/v1/teams/{team_a}/roles"),
-        Some(json!({ "name": "A-only", "permissions": [] })),
-    )
-    .await;
+    let r = a
+        .send(
+            M::POST,
+            &format!("/api/v1/teams/{team_a}/roles"),
+            Some(json!({ "name": "A-only", "permissions": [] })),
+        )
+        .await;
     let a_role = expect(r, StatusCode::CREATED).await["id"].as_i64().unwrap();
-    let r = send(
-        &a,
-        M::POST,
-        &format!("/api/v1/teams/{team_a}/invites"),
-        Some(json!({ "email": "someone@example.com", "role_id": a_role })),
-    )
-    .await;
+    let r = a
+        .send(
+            M::POST,
+            &format!("/api/v1/teams/{team_a}/invites"),
+            Some(json!({ "email": "someone@example.com", "role_id": a_role })),
+        )
+        .await;
     let a_invite = expect(r, StatusCode::CREATED).await["id"].as_i64().unwrap();
     let a_user = expect(a.me().await, StatusCode::OK).await["user"]["id"]
         .as_i64()
         .unwrap();
 
     // B's owner uses team A's ids inside team B's routes.
-    let r = send(
-        &b,
-        M::PUT,
-        &format!("/api/v1/teams/{team_b}/roles/{a_role}/permissions"),
-        Some(json!({ "permissions": [] })),
-    )
-    .await;
+    let r = b
+        .send(
+            M::PUT,
+            &format!("/api/v1/teams/{team_b}/roles/{a_role}/permissions"),
+            Some(json!({ "permissions": [] })),
+        )
+        .await;
     expect(r, StatusCode::NOT_FOUND).await;
     let b_user = expect(b.me().await, StatusCode::OK).await["user"]["id"]
         .as_i64()
         .unwrap();
-    let r = send(
-        &b,
-        M::PATCH,
-        &format!("/api/v1/teams/{team_b}/members/{b_user}"),
-        Some(json!({ "role_id": a_role })),
-    )
-    .await;
+    let r = b
+        .send(
+            M::PATCH,
+            &format!("/api/v1/teams/{team_b}/members/{b_user}"),
+            Some(json!({ "role_id": a_role })),
+        )
+        .await;
     expect(r, StatusCode::NOT_FOUND).await;
-    let r = send(
-        &b,
-        M::PATCH,
-        &format!("/api/v1/teams/{team_b}/members/{a_user}"),
-        Some(json!({ "role_id": 4 })),
-    )
-    .await;
+    let r = b
+        .send(
+            M::PATCH,
+            &format!("/api/v1/teams/{team_b}/members/{a_user}"),
+            Some(json!({ "role_id": 4 })),
+        )
+        .await;
     expect(r, StatusCode::NOT_FOUND).await;
-    let r = send(
-        &b,
-        M::DELETE,
-        &format!("/api/v1/teams/{team_b}/invites/{a_invite}"),
-        None,
-    )
-    .await;
+    let r = b
+        .send(
+            M::DELETE,
+            &format!("/api/v1/teams/{team_b}/invites/{a_invite}"),
+            None,
+        )
+        .await;
     expect(r, StatusCode::NOT_FOUND).await;
     let roles = expect(
         b.get(&format!("/api/v1/teams/{team_b}/roles")).await,
@@ -667,13 +642,13 @@ async fn cross_team_ids_never_leak(mode: Mode) {
     )
     .await;
     assert!(invites["invites"].as_array().unwrap().is_empty());
-    let r = send(
-        &b,
-        M::PATCH,
-        &format!("/api/v1/teams/{team_b}/members/abc"),
-        Some(json!({ "role_id": 4 })),
-    )
-    .await;
+    let r = b
+        .send(
+            M::PATCH,
+            &format!("/api/v1/teams/{team_b}/members/abc"),
+            Some(json!({ "role_id": 4 })),
+        )
+        .await;
     expect(r, StatusCode::BAD_REQUEST).await;
 }
 
@@ -681,7 +656,7 @@ async fn audit_shows_failed_logins_and_role_changes(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let owner_user = app.verified_user().await;
     let owner = app.signed_in(&owner_user).await;
-    let team = team_of(&owner).await;
+    let team = owner.team_id().await;
     let (member_user, _member) = join(&app, &owner, team, "Member").await;
     let r = app
         .browser()
@@ -695,13 +670,13 @@ async fn audit_shows_failed_logins_and_role_changes(mode: Mode) {
         .as_i64()
         .unwrap();
     let viewer = role_id(&owner, team, "Viewer").await;
-    let r = send(
-        &owner,
-        reqwest::Method::PATCH,
-        &format!("/api/v1/teams/{team}/members/{member_id}"),
-        Some(json!({ "role_id": viewer })),
-    )
-    .await;
+    let r = owner
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/teams/{team}/members/{member_id}"),
+            Some(json!({ "role_id": viewer })),
+        )
+        .await;
     expect(r, StatusCode::OK).await;
 
     let audit = expect(
@@ -764,14 +739,14 @@ async fn audit_shows_failed_logins_and_role_changes(mode: Mode) {
 async fn switching_team_reissues_the_access_token(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let b = app.signed_in(&app.verified_user().await).await;
-    let personal = team_of(&b).await;
-    let r = send(
-        &b,
-        reqwest::Method::POST,
-        "/api/v1/teams",
-        Some(json!({ "name": "Second team" })),
-    )
-    .await;
+    let personal = b.team_id().await;
+    let r = b
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/teams",
+            Some(json!({ "name": "Second team" })),
+        )
+        .await;
     let created = expect(r, StatusCode::CREATED).await;
     let second = created["id"].as_i64().unwrap();
     assert_eq!(created["name"], "Second team");
@@ -783,23 +758,23 @@ async fn switching_team_reissues_the_access_token(mode: Mode) {
     assert_eq!(me["role"]["name"], "Owner");
     // A refresh stays in the new team.
     expect(b.post_csrf("/api/v1/auth/refresh").await, StatusCode::OK).await;
-    assert_eq!(team_of(&b).await, second);
+    assert_eq!(b.team_id().await, second);
     switch(&b, personal).await;
-    assert_eq!(team_of(&b).await, personal);
-    let r = send(
-        &b,
-        reqwest::Method::POST,
-        "/api/v1/teams",
-        Some(json!({ "name": "" })),
-    )
-    .await;
+    assert_eq!(b.team_id().await, personal);
+    let r = b
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/teams",
+            Some(json!({ "name": "" })),
+        )
+        .await;
     expect(r, StatusCode::UNPROCESSABLE_ENTITY).await;
 }
 
 async fn deleted_users_cannot_log_in_and_are_not_found(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let owner = app.signed_in(&app.verified_user().await).await;
-    let team = team_of(&owner).await;
+    let team = owner.team_id().await;
     let (user, member) = join(&app, &owner, team, "Member").await;
     let member_id = expect(member.me().await, StatusCode::OK).await["user"]["id"]
         .as_i64()
@@ -848,13 +823,13 @@ async fn deleted_users_cannot_log_in_and_are_not_found(mode: Mode) {
         .await;
     expect(r, StatusCode::UNAUTHORIZED).await;
     let viewer = role_id(&owner, team, "Viewer").await;
-    let r = send(
-        &owner,
-        reqwest::Method::PATCH,
-        &format!("/api/v1/teams/{team}/members/{member_id}"),
-        Some(json!({ "role_id": viewer })),
-    )
-    .await;
+    let r = owner
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/teams/{team}/members/{member_id}"),
+            Some(json!({ "role_id": viewer })),
+        )
+        .await;
     assert_eq!(
         expect(r, StatusCode::NOT_FOUND).await["detail"],
         "User not found"

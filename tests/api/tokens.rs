@@ -8,22 +8,12 @@ use crate::helpers::app::{JWT_SECRET, expect};
 use crate::helpers::tokens::{encode_unsigned, parts, sign_hs256};
 use crate::helpers::{Mode, TestApp};
 
-async fn bearer(app: &TestApp, token: &str) -> StatusCode {
-    reqwest::Client::new()
-        .get(app.url("/api/v1/auth/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
-
 async fn tampered_tokens_are_refused(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let user = app.verified_user().await;
     let b = app.signed_in(&user).await;
     let access = b.access();
-    assert_eq!(bearer(&app, &access).await, StatusCode::OK);
+    assert_eq!(app.bearer_me(&access).await, StatusCode::OK);
     let (header, claims, signature) = parts(&access);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -128,7 +118,7 @@ async fn tampered_tokens_are_refused(mode: Mode) {
     }
     // A correctly re-signed token with our key is accepted: the checks above are not blanket refusals.
     let resigned = sign_hs256(&header, &claims, JWT_SECRET.as_bytes());
-    assert_eq!(bearer(&app, &resigned).await, StatusCode::OK);
+    assert_eq!(app.bearer_me(&resigned).await, StatusCode::OK);
 }
 
 async fn missing_token_is_not_authenticated(mode: Mode) {
@@ -219,7 +209,7 @@ async fn bearer_clients_need_no_csrf(mode: Mode) {
         .await
         .unwrap();
     expect(r, StatusCode::OK).await;
-    assert_eq!(bearer(&app, &token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.bearer_me(&token).await, StatusCode::UNAUTHORIZED);
     // The guide's blacklist key names the token id.
     let jti = parts(&token).1["jti"].as_str().unwrap().to_owned();
     if mode == Mode::Production {

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_modes;
-use crate::helpers::app::{Browser, Storage, expect};
+use crate::helpers::app::{Storage, expect};
 use crate::helpers::smtp::SmtpSink;
 use crate::helpers::{Mode, TestApp};
 
@@ -70,40 +70,18 @@ async fn spawn(mode: Mode, url: &str) -> TestApp {
     TestApp::spawn_on(storage, sink, port, &settings).await
 }
 
-async fn send(
-    b: &Browser,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut req = b
-        .http
-        .request(method, format!("{}{path}", b.base))
-        .header("X-CSRF-Token", b.csrf());
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    req.send().await.unwrap()
-}
-
-async fn team_of(b: &Browser) -> i64 {
-    expect(b.me().await, StatusCode::OK).await["team"]["id"]
-        .as_i64()
-        .unwrap()
-}
-
 async fn owner_stores_credentials_and_refreshes(mode: Mode) {
     let (fake, url) = FakeVirtuozzo::start().await;
     let app = spawn(mode, &url).await;
     let owner = app.signed_in(&app.verified_user().await).await;
-    let team = team_of(&owner).await;
+    let team = owner.team_id().await;
     let path = format!("/api/v1/teams/{team}/virtuozzo");
 
     let status = expect(owner.get(&path).await, StatusCode::OK).await;
     assert_eq!(status["status"], "not_configured");
     let body = json!({ "email": "Ops@Example.com", "password": "vz-secret-pass" });
     expect(
-        send(&owner, reqwest::Method::PUT, &path, Some(body)).await,
+        owner.send(reqwest::Method::PUT, &path, Some(body)).await,
         StatusCode::OK,
     )
     .await;
@@ -120,13 +98,9 @@ async fn owner_stores_credentials_and_refreshes(mode: Mode) {
         .await;
     assert!(!rows[0][0].contains("vz-secret-pass") && rows[0][0].len() > 20);
 
-    let r = send(
-        &owner,
-        reqwest::Method::POST,
-        &format!("{path}/refresh"),
-        None,
-    )
-    .await;
+    let r = owner
+        .send(reqwest::Method::POST, &format!("{path}/refresh"), None)
+        .await;
     let refreshed = expect(r, StatusCode::OK).await;
     assert!(refreshed["session_key_expires_at"].is_string());
     assert_eq!(
@@ -162,7 +136,7 @@ async fn owner_stores_credentials_and_refreshes(mode: Mode) {
     // Saving credentials clears the session key.
     let body = json!({ "email": "ops@example.com", "password": "vz-secret-pass" });
     expect(
-        send(&owner, reqwest::Method::PUT, &path, Some(body)).await,
+        owner.send(reqwest::Method::PUT, &path, Some(body)).await,
         StatusCode::OK,
     )
     .await;
@@ -176,19 +150,19 @@ async fn only_the_owner_refreshes(mode: Mode) {
     let (_fake, url) = FakeVirtuozzo::start().await;
     let app = spawn(mode, &url).await;
     let owner = app.signed_in(&app.verified_user().await).await;
-    let team = team_of(&owner).await;
+    let team = owner.team_id().await;
     // A custom role holding both Virtuozzo permissions, given to a non-Owner.
-    let r = send(&owner, reqwest::Method::POST, &format!("/api/v1/teams/{team}/roles"),
+    let r = owner.send( reqwest::Method::POST, &format!("/api/v1/teams/{team}/roles"),
         Some(json!({ "name": "Ops", "permissions": ["virtuozzo.session.refresh", "virtuozzo.credentials.manage", "environments.read"] }))).await;
     let ops = expect(r, StatusCode::CREATED).await["id"].as_i64().unwrap();
     let member = crate::helpers::TestUser::random();
-    let r = send(
-        &owner,
-        reqwest::Method::POST,
-        &format!("/api/v1/teams/{team}/invites"),
-        Some(json!({ "email": member.email, "role_id": ops })),
-    )
-    .await;
+    let r = owner
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/teams/{team}/invites"),
+            Some(json!({ "email": member.email, "role_id": ops })),
+        )
+        .await;
     expect(r, StatusCode::CREATED).await;
     let token = crate::helpers::smtp::link_token(
         &app.mail
@@ -198,8 +172,7 @@ async fn only_the_owner_refreshes(mode: Mode) {
     app.register_and_verify(&member).await;
     let m = app.signed_in(&member).await;
     expect(
-        send(
-            &m,
+        m.send(
             reqwest::Method::POST,
             "/api/v1/invites/accept",
             Some(json!({ "token": token })),
@@ -209,8 +182,7 @@ async fn only_the_owner_refreshes(mode: Mode) {
     )
     .await;
     expect(
-        send(
-            &m,
+        m.send(
             reqwest::Method::POST,
             "/api/v1/auth/switch-team",
             Some(json!({ "team_id": team })),
@@ -221,26 +193,24 @@ async fn only_the_owner_refreshes(mode: Mode) {
     .await;
 
     let path = format!("/api/v1/teams/{team}/virtuozzo");
-    let r = send(&m, reqwest::Method::POST, &format!("{path}/refresh"), None).await;
+    let r = m
+        .send(reqwest::Method::POST, &format!("{path}/refresh"), None)
+        .await;
     assert_eq!(expect(r, StatusCode::FORBIDDEN).await["code"], "owner_only");
-    let r = send(
-        &m,
-        reqwest::Method::PUT,
-        &path,
-        Some(json!({ "email": "a@example.com", "password": "x" })),
-    )
-    .await;
+    let r = m
+        .send(
+            reqwest::Method::PUT,
+            &path,
+            Some(json!({ "email": "a@example.com", "password": "x" })),
+        )
+        .await;
     assert_eq!(expect(r, StatusCode::FORBIDDEN).await["code"], "owner_only");
     expect(m.get(&path).await, StatusCode::OK).await;
     // A Viewer lacks the permission outright; a stranger is not a member.
     let stranger = app.signed_in(&app.verified_user().await).await;
-    let r = send(
-        &stranger,
-        reqwest::Method::POST,
-        &format!("{path}/refresh"),
-        None,
-    )
-    .await;
+    let r = stranger
+        .send(reqwest::Method::POST, &format!("{path}/refresh"), None)
+        .await;
     assert_eq!(
         expect(r, StatusCode::FORBIDDEN).await["detail"],
         "Not a member of team"
@@ -252,11 +222,11 @@ async fn owner_exchange_signs_in_or_answers_503(mode: Mode) {
     let app = spawn(mode, &url).await;
     let user = app.verified_user().await;
     let owner = app.signed_in(&user).await;
-    let team = team_of(&owner).await;
+    let team = owner.team_id().await;
     let path = format!("/api/v1/teams/{team}/virtuozzo");
     let body = json!({ "email": "ops@example.com", "password": "vz-secret-pass" });
     expect(
-        send(&owner, reqwest::Method::PUT, &path, Some(body)).await,
+        owner.send(reqwest::Method::PUT, &path, Some(body)).await,
         StatusCode::OK,
     )
     .await;
@@ -289,13 +259,9 @@ async fn owner_exchange_signs_in_or_answers_503(mode: Mode) {
         "{:?}",
         started.elapsed()
     );
-    let r = send(
-        &owner,
-        reqwest::Method::POST,
-        &format!("{path}/refresh"),
-        None,
-    )
-    .await;
+    let r = owner
+        .send(reqwest::Method::POST, &format!("{path}/refresh"), None)
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "logged out");
 
     // Virtuozzo works again: the same pre-auth token exchanges, and the key is stored.

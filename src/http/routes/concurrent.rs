@@ -19,28 +19,33 @@ pub async fn status(
     Ok(Json(json!({ "status": status.as_str() })))
 }
 
-pub async fn approve(
-    State(s): State<AppState>,
-    Client(client): Client,
-    session: AuthSession,
-    ApiPath(token): ApiPath<String>,
-) -> Result<Json<Value>> {
-    s.auth
-        .decide(&token, Decision::Approve, &session.claims, &client)
-        .await?;
-    Ok(Json(json!({ "status": "approved" })))
+fn decision(action: &str) -> Option<Decision> {
+    match action {
+        "approve" => Some(Decision::Approve),
+        "deny" => Some(Decision::Deny),
+        _ => None,
+    }
 }
 
-pub async fn deny(
+/// `POST /auth/concurrent-login/<token>/approve|deny`: an existing session decides.
+pub async fn decide(
     State(s): State<AppState>,
     Client(client): Client,
     session: AuthSession,
-    ApiPath(token): ApiPath<String>,
+    ApiPath((token, action)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>> {
+    let decision = decision(&action).ok_or(Error::NotFound)?;
     s.auth
-        .decide(&token, Decision::Deny, &session.claims, &client)
+        .decide(&token, decision, &session.claims, &client)
         .await?;
-    Ok(Json(json!({ "status": "denied" })))
+    Ok(Json(json!({ "status": status_word(decision) })))
+}
+
+fn status_word(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Approve => "approved",
+        Decision::Deny => "denied",
+    }
 }
 
 #[derive(Deserialize)]
@@ -55,21 +60,8 @@ pub async fn decide_by_link(
     Client(client): Client,
     ApiJson(b): ApiJson<LinkDecision>,
 ) -> Result<Json<Value>> {
-    let decision = match b.action.as_str() {
-        "approve" => Decision::Approve,
-        "deny" => Decision::Deny,
-        _ => {
-            return Err(Error::validation(
-                "action",
-                "action must be approve or deny",
-            ));
-        }
-    };
+    let decision = decision(&b.action)
+        .ok_or_else(|| Error::validation("action", "action must be approve or deny"))?;
     s.auth.decide_by_link(&b.token, decision, &client).await?;
-    let status = if decision == Decision::Approve {
-        "approved"
-    } else {
-        "denied"
-    };
-    Ok(Json(json!({ "status": status })))
+    Ok(Json(json!({ "status": status_word(decision) })))
 }

@@ -44,12 +44,8 @@ pub fn api() -> Router<AppState> {
         )
         .route("/auth/concurrent-login/{token}", get(concurrent::status))
         .route(
-            "/auth/concurrent-login/{token}/approve",
-            post(concurrent::approve),
-        )
-        .route(
-            "/auth/concurrent-login/{token}/deny",
-            post(concurrent::deny),
+            "/auth/concurrent-login/{token}/{decision}",
+            post(concurrent::decide),
         )
         .route("/auth/switch-team", post(teams::switch_team))
         .route("/teams", get(teams::list_teams).post(teams::create_team))

@@ -282,6 +282,25 @@ impl Browser {
     pub async fn me(&self) -> Response {
         self.get("/api/v1/auth/me").await
     }
+
+    /// Any method, with the CSRF header and an optional JSON body.
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Response {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("X-CSRF-Token", self.csrf());
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// The team of this browser's session.
+    pub async fn team_id(&self) -> i64 {
+        expect(self.me().await, StatusCode::OK).await["team"]["id"]
+            .as_i64()
+            .unwrap()
+    }
 }
 
 pub async fn body(r: Response) -> Value {
@@ -385,6 +404,17 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `GET /auth/me` with a bearer token: its status.
+    pub async fn bearer_me(&self, token: &str) -> StatusCode {
+        reqwest::Client::new()
+            .get(self.url("/api/v1/auth/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
     }
 
     /// Registers and verifies a user through the API and the emailed link.
