@@ -2,7 +2,7 @@
 
 use sqlx::{Connection, Executor};
 
-use super::Db;
+use super::{Db, on_db};
 use crate::domain::time::now_ms;
 
 pub struct Migration {
@@ -34,54 +34,30 @@ const PG_LOCK: &str = "SELECT pg_advisory_xact_lock(7262838461)";
 
 /// Applies the pending migrations, each in its own transaction. Returns how many ran.
 pub async fn run(db: &Db) -> anyhow::Result<usize> {
+    // SQLite takes the write lock up front; PostgreSQL serialises on an advisory lock.
+    let (migrations, begin, lock) = match db {
+        Db::Postgres(_) => (POSTGRES, "BEGIN", Some(PG_LOCK)),
+        Db::Sqlite(_) => (SQLITE, "BEGIN IMMEDIATE", None),
+    };
     let mut applied_now = 0;
-    match db {
-        Db::Postgres(pool) => {
-            let mut conn = pool.acquire().await?;
-            for m in POSTGRES {
-                let mut tx = conn.begin().await?;
-                (&mut *tx).execute(PG_LOCK).await?;
-                (&mut *tx).execute(CREATE_TABLE).await?;
-                let done: Vec<(i64,)> = sqlx::query_as(APPLIED).fetch_all(&mut *tx).await?;
-                if done.iter().any(|(v,)| *v == m.version) {
-                    continue;
-                }
-                (&mut *tx)
-                    .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(m.sql)))
-                    .await?;
-                sqlx::query(RECORD)
-                    .bind(m.version)
-                    .bind(m.name)
-                    .bind(now_ms())
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                applied_now += 1;
+    on_db!(db, |pool| {
+        let mut conn = pool.acquire().await?;
+        for m in migrations {
+            let mut tx = conn.begin_with(begin).await?;
+            if let Some(lock) = lock {
+                (&mut *tx).execute(lock).await?;
             }
-        }
-        Db::Sqlite(pool) => {
-            let mut conn = pool.acquire().await?;
-            (&mut *conn).execute(CREATE_TABLE).await?;
-            for m in SQLITE {
-                let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-                let done: Vec<(i64,)> = sqlx::query_as(APPLIED).fetch_all(&mut *tx).await?;
-                if done.iter().any(|(v,)| *v == m.version) {
-                    continue;
-                }
-                (&mut *tx)
-                    .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(m.sql)))
-                    .await?;
-                sqlx::query(RECORD)
-                    .bind(m.version)
-                    .bind(m.name)
-                    .bind(now_ms())
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                applied_now += 1;
+            (&mut *tx).execute(CREATE_TABLE).await?;
+            let done: Vec<(i64,)> = sqlx::query_as(APPLIED).fetch_all(&mut *tx).await?;
+            if done.iter().any(|(v,)| *v == m.version) {
+                continue;
             }
+            (&mut *tx).execute(sqlx::raw_sql(sqlx::AssertSqlSafe(m.sql))).await?;
+            sqlx::query(RECORD).bind(m.version).bind(m.name).bind(now_ms()).execute(&mut *tx).await?;
+            tx.commit().await?;
+            applied_now += 1;
         }
-    }
+    });
     Ok(applied_now)
 }
 
