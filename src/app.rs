@@ -115,6 +115,21 @@ async fn sync_revocations(auth: Arc<Auth>, stop: crate::shutdown::CancelSignal) 
     }
 }
 
+/// Keeps `instance:<id>` (with this instance's JWT key fingerprint) alive for `doctor`.
+async fn announce_instance(auth: Arc<Auth>, stop: crate::shutdown::CancelSignal) {
+    let id = crate::service::tokens::random_jti();
+    let started_at = crate::domain::time::now_ms();
+    loop {
+        if let Err(e) = auth.announce_instance(&id, started_at).await {
+            tracing::debug!(event = "instance_announce_failed", error = %e);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(crate::service::diagnostics::INSTANCE_ANNOUNCE_EVERY) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         if config.jwt_secret_generated {
@@ -144,6 +159,7 @@ impl Application {
 
         let (stop_background, stop) = cancel_pair();
         tokio::spawn(sync_revocations(Arc::clone(&auth), stop.clone()));
+        tokio::spawn(announce_instance(Arc::clone(&auth), stop.clone()));
         let sender = mail::build_sender(&config)?;
         tokio::spawn(mail::worker::run(
             Arc::clone(&repo),

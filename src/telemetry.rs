@@ -5,7 +5,13 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 
 pub fn init(level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // sqlx reports PostgreSQL notices at info; keep them out unless asked for.
+    let level = if level.contains("sqlx") {
+        level.to_owned()
+    } else {
+        format!("{level},sqlx=warn")
+    };
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);

@@ -1,4 +1,7 @@
-//! The command line: `serve` (the default) and `migrate`.
+//! The command line: `serve` (the default), `migrate`, `user`, `token decode`, `doctor`.
+
+mod doctor;
+mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +30,17 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Inspect tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Run the troubleshooting guide's diagnostics; exits non-zero when a check fails.
+    Doctor,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Explain a JWT: claims, expiry, signature and key, revocation, session state.
+    Decode { jwt: String },
 }
 
 #[derive(Subcommand)]
@@ -72,6 +86,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Token(TokenCommand::Decode { jwt }) => {
+            let services = crate::app::Services::connect(&config).await?;
+            let accepted = token::decode(&services.auth, &jwt).await?;
+            std::process::exit(if accepted { 0 } else { 1 });
+        }
+        Command::Doctor => {
+            let healthy = doctor::run(&config).await?;
+            std::process::exit(if healthy { 0 } else { 1 });
         }
         Command::Migrate => {
             let store = SqlStore::connect(&config).await?;

@@ -80,3 +80,8 @@ pub fn verification_resend(email_hash: &str) -> String {
 pub fn rbac_version(team_id: i64) -> String {
     format!("rbac:version:{team_id}")
 }
+
+/// A running instance and the fingerprint of its JWT key (for `doctor`).
+pub fn instance(id: &str) -> String {
+    format!("instance:{id}")
+}

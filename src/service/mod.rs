@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod concurrent;
 pub mod credentials;
+pub mod diagnostics;
 pub mod emails;
 pub mod error;
 pub mod events;

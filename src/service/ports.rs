@@ -58,6 +58,13 @@ pub trait EphemeralStore: Send + Sync {
     /// Messages published on `channel` from now on (best effort: a hint, never the truth).
     async fn subscribe(&self, channel: &str) -> StoreResult<BoxStream<'static, String>>;
     async fn ping(&self) -> StoreResult<()>;
+    /// Keys matching a glob pattern (for diagnostics), with their time to live (`None`: the
+    /// key never expires). At most `limit` keys.
+    async fn scan(
+        &self,
+        pattern: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Option<Duration>)>>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -440,6 +447,10 @@ pub trait AuditRepo: Send + Sync {
 #[async_trait]
 pub trait HealthRepo: Send + Sync {
     async fn ping_db(&self) -> StoreResult<()>;
+    /// Versions recorded in `schema_migrations`.
+    async fn applied_migrations(&self) -> StoreResult<Vec<i64>>;
+    /// Names of the indexes on our tables.
+    async fn index_names(&self) -> StoreResult<Vec<String>>;
 }
 
 /// Everything the service needs from SQL.

@@ -220,6 +220,22 @@ impl TokenKeys {
         }
     }
 
+    /// For diagnostics: whether the signature verifies with one of our keys, ignoring expiry
+    /// and claims. The `kid` of the key that verified it.
+    pub fn check_signature(&self, token: &str) -> Result<String, TokenError> {
+        let key = self.key_for(token)?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &validation)
+            .map(|_| key.kid.clone())
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::Signature,
+                _ => TokenError::Malformed,
+            })
+    }
+
     // -- CSRF ------------------------------------------------------------------------------
 
     /// A signed double-submit token bound to the session: `<sid>.<expires_ms>.<nonce>.<mac>`.

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod cli;
 mod concurrent;
 mod input;
 mod lifecycle;

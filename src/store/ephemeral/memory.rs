@@ -213,6 +213,36 @@ impl EphemeralStore for MemoryStore {
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
     }
+
+    async fn scan(
+        &self,
+        pattern: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Option<Duration>)>> {
+        let map = self.lock();
+        let now = Instant::now();
+        Ok(map
+            .iter()
+            .filter(|(k, e)| e.expires_at > now && glob_match(pattern, k))
+            .take(limit)
+            .map(|(k, e)| (k.clone(), Some(e.expires_at.saturating_duration_since(now))))
+            .collect())
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|i| tail.is_char_boundary(*i))
+                .any(|i| glob_match(rest, &tail[i..]))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -256,6 +286,14 @@ mod tests {
                 .await
                 .is_ok_and(|set| !set)
         );
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("refresh:*", "refresh:abc"));
+        assert!(glob_match("*", "x"));
+        assert!(glob_match("a*c*e", "abcde"));
+        assert!(!glob_match("refresh:*", "preauth:abc"));
     }
 
     #[tokio::test]

@@ -273,6 +273,44 @@ impl EphemeralStore for RedisStore {
         }
     }
 
+    async fn scan(
+        &self,
+        pattern: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Option<Duration>)>> {
+        let mut found = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(self.key(pattern))
+                .arg("COUNT")
+                .arg(1000);
+            let (next, keys): (u64, Vec<String>) = self.query(cmd).await?;
+            for key in keys {
+                let mut ttl = redis::cmd("PTTL");
+                ttl.arg(&key);
+                let left: i64 = self.query(ttl).await?;
+                if left == -2 {
+                    continue; // gone meanwhile
+                }
+                let name = key.strip_prefix(&self.prefix).unwrap_or(&key).to_owned();
+                found.push((
+                    name,
+                    (left >= 0).then(|| Duration::from_millis(left as u64)),
+                ));
+                if found.len() >= limit {
+                    return Ok(found);
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                return Ok(found);
+            }
+        }
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.query::<String>(redis::cmd("PING")).await.map(|_| ())
     }

@@ -204,6 +204,24 @@ impl AuditRepo for SqlStore {
 
 #[async_trait]
 impl HealthRepo for SqlStore {
+    async fn applied_migrations(&self) -> StoreResult<Vec<i64>> {
+        const SQL: &str = "SELECT version FROM schema_migrations ORDER BY version";
+        let rows: Vec<(i64,)> =
+            on_db!(&self.db, |pool| sqlx::query_as(SQL).fetch_all(pool).await).map_err(db_err)?;
+        Ok(rows.into_iter().map(|(v,)| v).collect())
+    }
+
+    async fn index_names(&self) -> StoreResult<Vec<String>> {
+        const PG: &str = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname";
+        const SQLITE: &str = "SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name";
+        let rows: Vec<(String,)> = match &self.db {
+            super::Db::Postgres(pool) => sqlx::query_as(PG).fetch_all(pool).await,
+            super::Db::Sqlite(pool) => sqlx::query_as(SQLITE).fetch_all(pool).await,
+        }
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
     async fn ping_db(&self) -> StoreResult<()> {
         const SQL: &str = "SELECT 1";
         let _: (i32,) =

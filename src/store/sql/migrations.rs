@@ -52,8 +52,15 @@ pub async fn run(db: &Db) -> anyhow::Result<usize> {
             if done.iter().any(|(v,)| *v == m.version) {
                 continue;
             }
-            (&mut *tx).execute(sqlx::raw_sql(sqlx::AssertSqlSafe(m.sql))).await?;
-            sqlx::query(RECORD).bind(m.version).bind(m.name).bind(now_ms()).execute(&mut *tx).await?;
+            (&mut *tx)
+                .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(m.sql)))
+                .await?;
+            sqlx::query(RECORD)
+                .bind(m.version)
+                .bind(m.name)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             applied_now += 1;
         }

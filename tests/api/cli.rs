@@ -1,0 +1,128 @@
+//! The admin commands, run as a separate process against the test's stores.
+
+use reqwest::StatusCode;
+
+use crate::both_modes;
+use crate::helpers::app::expect;
+use crate::helpers::tokens::{parts, sign_hs256};
+use crate::helpers::{Mode, TestApp};
+
+fn cli(app: &TestApp, extra_env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mbpanel-auth"))
+        .args(args)
+        .env_clear()
+        .envs(&app.settings)
+        .env("LOG_LEVEL", "off")
+        .envs(extra_env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn token_decode_explains_a_token(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let b = app.signed_in(&app.verified_user().await).await;
+    let access = b.access();
+    let (ok, said) = cli(&app, &[], &["token", "decode", &access]);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("signature: valid") && said.contains("session:") && said.contains("active"),
+        "{said}"
+    );
+    assert!(said.contains("verdict:   accepted"), "{said}");
+
+    // Signed with another key: the kid mismatch is named.
+    let (header, claims, _) = parts(&access);
+    let foreign = sign_hs256(
+        &header,
+        &claims,
+        b"a-different-secret-key-for-another-service",
+    );
+    let (ok, said) = cli(&app, &[], &["token", "decode", &foreign]);
+    assert!(!ok);
+    assert!(
+        said.contains("INVALID") || said.contains("UNKNOWN KEY"),
+        "{said}"
+    );
+
+    // Logged out: revoked, and the session says so (production: the shared Redis knows too).
+    expect(b.post_csrf("/api/v1/auth/logout").await, StatusCode::OK).await;
+    let (ok, said) = cli(&app, &[], &["token", "decode", &access]);
+    assert!(!ok, "{said}");
+    assert!(said.contains("revoked at"), "{said}");
+    if mode == Mode::Production {
+        assert!(said.contains("revoked:   yes"), "{said}");
+    }
+}
+
+async fn doctor_passes_on_a_healthy_service(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    app.signed_in(&app.verified_user().await).await;
+    let (ok, said) = cli(&app, &[("EMAIL_BACKEND", "log")], &["doctor"]);
+    assert!(ok, "{said}");
+    for check in [
+        "configuration",
+        "database",
+        "migrations",
+        "indexes",
+        "keys without TTL",
+        "email",
+        "virtuozzo",
+        "JWT key fingerprint",
+    ] {
+        assert!(
+            said.lines()
+                .any(|l| l.starts_with("PASS") && l.contains(check)),
+            "{check}: {said}"
+        );
+    }
+    if mode == Mode::Production {
+        assert!(said.contains("1 running instance(s)"), "{said}");
+        // Another key than the running instance's: the mismatch is reported with the guide's fix.
+        let other = [
+            ("EMAIL_BACKEND", "log"),
+            (
+                "JWT_SECRET_KEY",
+                "another-key-that-is-at-least-32-bytes-long",
+            ),
+        ];
+        let (ok, said) = cli(&app, &other, &["doctor"]);
+        assert!(!ok);
+        assert!(
+            said.contains("FAIL  JWT key fingerprint")
+                && said.contains("JWT_SECRET_KEY is consistent"),
+            "{said}"
+        );
+        // A key without TTL is found.
+        let mut r = app.storage.redis().await;
+        redis::cmd("SET")
+            .arg(format!("{}stray", app.storage.redis_prefix))
+            .arg("1")
+            .query_async::<()>(&mut r)
+            .await
+            .unwrap();
+        let (ok, said) = cli(&app, &[("EMAIL_BACKEND", "log")], &["doctor"]);
+        assert!(!ok);
+        assert!(
+            said.contains("FAIL  keys without TTL") && said.contains("stray"),
+            "{said}"
+        );
+        redis::cmd("DEL")
+            .arg(format!("{}stray", app.storage.redis_prefix))
+            .query_async::<()>(&mut r)
+            .await
+            .unwrap();
+    }
+}
+
+both_modes!(
+    token_decode_explains_a_token,
+    doctor_passes_on_a_healthy_service
+);
