@@ -160,6 +160,16 @@ impl Application {
         let (stop_background, stop) = cancel_pair();
         tokio::spawn(sync_revocations(Arc::clone(&auth), stop.clone()));
         tokio::spawn(announce_instance(Arc::clone(&auth), stop.clone()));
+        let metrics = crate::telemetry::metrics();
+        let upkeep_stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(5)) => metrics.run_upkeep(),
+                    () = upkeep_stop.cancelled() => return,
+                }
+            }
+        });
         let sender = mail::build_sender(&config)?;
         tokio::spawn(mail::worker::run(
             Arc::clone(&repo),

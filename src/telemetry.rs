@@ -20,3 +20,33 @@ pub fn init(level: &str, format: LogFormat) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Latency buckets (seconds): histograms, not summaries, so instances can be aggregated.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide Prometheus recorder (one per process; installed on first use).
+pub fn metrics() -> PrometheusHandle {
+    METRICS
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&LATENCY_BUCKETS)
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(
+                    "a metrics recorder was already installed; /metrics shows only this one's"
+                );
+            }
+            handle
+        })
+        .clone()
+}

@@ -3,6 +3,7 @@
 pub mod cookies;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod routes;
 pub mod state;
 
@@ -42,6 +43,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", routes::api())
         .merge(routes::pages())
         .merge(routes::health())
+        .route("/metrics", axum::routing::get(metrics::render))
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

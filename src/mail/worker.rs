@@ -59,9 +59,14 @@ pub async fn deliver_due(repo: &dyn Repository, sender: &dyn EmailSender) -> any
             None => Err("unreadable outbox payload".to_owned()),
         };
         match result {
-            Ok(()) => repo.mark_email_sent(message.id, now_ms()).await?,
+            Ok(()) => {
+                metrics::counter!("email_sent_total", "kind" => message.kind.clone()).increment(1);
+                repo.mark_email_sent(message.id, now_ms()).await?
+            }
             Err(reason) => {
                 let give_up = message.attempts >= MAX_ATTEMPTS;
+                metrics::counter!("email_send_failed_total", "kind" => message.kind.clone())
+                    .increment(1);
                 let retry_at = (!give_up).then(|| now_ms() + backoff_ms(message.attempts));
                 tracing::error!(
                     event = "email_send_failed",

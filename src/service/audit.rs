@@ -26,6 +26,7 @@ impl Auth {
             user_agent: client.user_agent.clone(),
             details,
         };
+        metrics::counter!("auth_events_total", "event" => event).increment(1);
         if let Err(e) = self.repo.append_audit(&entry, now_ms()).await {
             tracing::error!(event = "audit_write_failed", audit_event = event, error = %e);
         }
@@ -48,6 +49,7 @@ impl Auth {
             user_agent: client.user_agent.clone(),
             details,
         };
+        metrics::counter!("auth_events_total", "event" => event).increment(1);
         if let Err(e) = self.repo.append_audit(&entry, now_ms()).await {
             tracing::error!(event = "audit_write_failed", audit_event = event, error = %e);
         }

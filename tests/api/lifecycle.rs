@@ -373,7 +373,44 @@ async fn health_and_readiness(mode: Mode) {
     assert_eq!(wrong_method["code"], "method_not_allowed");
 }
 
+async fn metrics_count_requests_and_auth_events(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let b = app.browser();
+    expect(
+        b.post(
+            "/api/v1/auth/login",
+            json!({ "email": "nobody@example.com", "password": "whatever1" }),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    expect(b.me().await, StatusCode::UNAUTHORIZED).await;
+    let r = b.get("/metrics").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains(r#"route="/api/v1/auth/login""#) && text.contains(r#"status="401""#),
+        "{text}"
+    );
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "histograms, not summaries"
+    );
+    assert!(
+        text.contains(r#"auth_events_total{event="login_failed"}"#),
+        "{text}"
+    );
+}
+
 both_modes!(
+    metrics_count_requests_and_auth_events,
     full_lifecycle,
     register_answers_the_same_for_a_taken_email,
     registration_validates_input,
