@@ -42,6 +42,8 @@ impl Error {
             Error::MemberNotFound => (S::NOT_FOUND, "member_not_found"),
             Error::RoleNotFound => (S::NOT_FOUND, "role_not_found"),
             Error::InviteNotFound => (S::NOT_FOUND, "invite_not_found"),
+            Error::ApprovalNotFound => (S::NOT_FOUND, "approval_not_found"),
+            Error::SessionNotFound => (S::NOT_FOUND, "session_not_found"),
             Error::PrivilegeEscalation(_) => (S::FORBIDDEN, "privilege_escalation"),
             Error::InviteEmailMismatch => (S::FORBIDDEN, "invite_email_mismatch"),
             Error::Conflict { code, .. } => (S::CONFLICT, code),

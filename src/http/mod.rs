@@ -4,6 +4,7 @@ pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::pages())
         .merge(routes::health())
         .route("/metrics", axum::routing::get(metrics::render))
+        .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

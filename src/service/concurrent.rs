@@ -216,7 +216,7 @@ impl Auth {
         self.approval(token)
             .await?
             .map(|(_, r)| r.status)
-            .ok_or(Error::NotFound)
+            .ok_or(Error::ApprovalNotFound)
     }
 
     /// An existing session of the same user decides. Another user's session gets 404, a
@@ -255,12 +255,12 @@ impl Auth {
         decider: Decider<'_>,
         client: &ClientInfo,
     ) -> Result<()> {
-        let (raw, request) = self.approval(token).await?.ok_or(Error::NotFound)?;
+        let (raw, request) = self.approval(token).await?.ok_or(Error::ApprovalNotFound)?;
         let decided_by_session = match decider {
             Decider::Session(claims) => {
                 let user_id: UserId = claims.sub.parse().map_err(|_| Error::NotAuthenticated)?;
                 if user_id != request.user_id {
-                    return Err(Error::NotFound);
+                    return Err(Error::ApprovalNotFound);
                 }
                 let session = self
                     .repo
@@ -288,7 +288,7 @@ impl Auth {
             ..request.clone()
         };
         let key = keys::concurrent_login_state(token);
-        let ttl = self.store.ttl(&key).await?.ok_or(Error::NotFound)?;
+        let ttl = self.store.ttl(&key).await?.ok_or(Error::ApprovalNotFound)?;
         if !self
             .store
             .compare_and_swap(&key, &raw, &to_json(&decided)?, ttl)

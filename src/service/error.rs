@@ -53,6 +53,10 @@ pub enum Error {
     RoleNotFound,
     #[error("Invite not found")]
     InviteNotFound,
+    #[error("Approval request not found or expired")]
+    ApprovalNotFound,
+    #[error("Session not found")]
+    SessionNotFound,
     #[error("Cannot grant a permission you do not hold: {0}")]
     PrivilegeEscalation(String),
     #[error("This invite is for another email address")]

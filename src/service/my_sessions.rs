@@ -35,7 +35,7 @@ impl Auth {
             .await?
             .filter(|s| s.user_id == user_id && s.revoked_at.is_none());
         if session.is_none() {
-            return Err(Error::NotFound);
+            return Err(Error::SessionNotFound);
         }
         self.revoke_session(sid, "revoked_by_user", &[]).await?;
         self.audit(

@@ -11,6 +11,7 @@ mod concurrent;
 mod input;
 mod lifecycle;
 mod login;
+mod openapi;
 mod operations;
 mod otp;
 mod outbox;
