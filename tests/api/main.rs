@@ -22,3 +22,4 @@ mod sessions;
 mod teams;
 mod tokens;
 mod virtuozzo;
+mod web;

@@ -96,4 +96,7 @@ pub fn pages() -> Router<AppState> {
         .route("/reset-password", get(pages::reset_password))
         .route("/concurrent-login", get(pages::concurrent_login))
         .route("/invite", get(pages::invite))
+        .route("/", get(pages::ui_index))
+        .route("/app.js", get(pages::ui_script))
+        .route("/app.css", get(pages::ui_style))
 }

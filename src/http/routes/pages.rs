@@ -90,3 +90,34 @@ pub async fn invite() -> impl IntoResponse {
 };"#,
     )
 }
+
+/// The web UI: external script and style only (no inline code), so its CSP is strict.
+const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse + use<> {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, UI_CSP),
+        ],
+        body,
+    )
+}
+
+pub async fn ui_index() -> impl IntoResponse {
+    asset(
+        "text/html; charset=utf-8",
+        include_str!("../../web/index.html"),
+    )
+}
+
+pub async fn ui_script() -> impl IntoResponse {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/app.js"),
+    )
+}
+
+pub async fn ui_style() -> impl IntoResponse {
+    asset("text/css; charset=utf-8", include_str!("../../web/app.css"))
+}
