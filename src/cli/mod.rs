@@ -30,11 +30,40 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Inspect teams.
+    #[command(subcommand)]
+    Team(TeamCommand),
+    /// Inspect roles.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Inspect and end sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
     /// Inspect tokens.
     #[command(subcommand)]
     Token(TokenCommand),
     /// Run the troubleshooting guide's diagnostics; exits non-zero when a check fails.
     Doctor,
+}
+
+#[derive(Subcommand)]
+pub enum TeamCommand {
+    /// The teams of a user, with their role in each.
+    List { email: String },
+}
+
+#[derive(Subcommand)]
+pub enum RoleCommand {
+    /// The roles of a team (built-in and custom) with their permissions.
+    List { team_id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum SessionCommand {
+    /// The active sessions of a user.
+    List { email: String },
+    /// End a session at once (its tokens stop working).
+    Revoke { session_id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -85,6 +114,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("user {id} ({email}) restored");
                 }
             }
+            Ok(())
+        }
+        Command::Team(TeamCommand::List { email }) => {
+            let services = crate::app::Services::connect(&config).await?;
+            let user_id = services.auth.find_user_id(&email).await?;
+            for m in services.repo.memberships(user_id).await? {
+                println!("{}\t{}\t{}", m.team_id, m.team_name, m.role_name);
+            }
+            Ok(())
+        }
+        Command::Role(RoleCommand::List { team_id }) => {
+            let services = crate::app::Services::connect(&config).await?;
+            for (role, permissions) in services.repo.team_roles(team_id).await? {
+                let kind = if role.builtin { "built-in" } else { "custom" };
+                println!(
+                    "{}\t{}\t{kind}\t{}",
+                    role.id,
+                    role.name,
+                    permissions.join(",")
+                );
+            }
+            Ok(())
+        }
+        Command::Session(SessionCommand::List { email }) => {
+            let services = crate::app::Services::connect(&config).await?;
+            let user_id = services.auth.find_user_id(&email).await?;
+            let now = crate::domain::time::now_ms();
+            for s in services.repo.active_sessions(user_id, now, 0).await? {
+                let seen = crate::domain::time::rfc3339(s.last_seen_at);
+                let ip = s.ip_address.unwrap_or_default();
+                println!(
+                    "{}\tteam {}\t{ip}\tlast seen {seen}\t{}",
+                    s.id,
+                    s.team_id,
+                    s.user_agent.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Session(SessionCommand::Revoke { session_id }) => {
+            let services = crate::app::Services::connect(&config).await?;
+            let client = crate::service::ClientInfo {
+                ip: None,
+                user_agent: Some("mbpanel-auth cli".into()),
+            };
+            services
+                .auth
+                .revoke_session_by_admin(session_id, &client)
+                .await?;
+            println!("session {session_id} revoked");
             Ok(())
         }
         Command::Token(TokenCommand::Decode { jwt }) => {

@@ -49,6 +49,26 @@ impl Auth {
         Ok(())
     }
 
+    /// An operator ends a session (admin CLI).
+    pub async fn revoke_session_by_admin(&self, sid: SessionId, client: &ClientInfo) -> Result<()> {
+        let session = self
+            .repo
+            .session(sid)
+            .await?
+            .filter(|s| s.revoked_at.is_none())
+            .ok_or(Error::SessionNotFound)?;
+        self.revoke_session(sid, "revoked_by_admin", &[]).await?;
+        self.audit(
+            "session_revoked",
+            Some(session.user_id),
+            Some(session.team_id),
+            client,
+            serde_json::json!({ "session_id": sid, "by": "admin" }),
+        )
+        .await;
+        Ok(())
+    }
+
     /// Ends every session of the user, except `keep`. Returns how many ended.
     pub(crate) async fn end_all_sessions(
         &self,

@@ -122,7 +122,40 @@ async fn doctor_passes_on_a_healthy_service(mode: Mode) {
     }
 }
 
+async fn sessions_teams_and_roles_from_the_command_line(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let user = app.verified_user().await;
+    let b = app.signed_in(&user).await;
+    let access = b.access();
+    let (ok, said) = cli(&app, &[], &["team", "list", &user.email]);
+    assert!(ok && said.contains("Owner"), "{said}");
+    let team = said.split('\t').next().unwrap().trim().to_owned();
+    let (ok, said) = cli(&app, &[], &["role", "list", &team]);
+    assert!(
+        ok && said.contains("Viewer") && said.contains("built-in") && said.contains("audit.read"),
+        "{said}"
+    );
+    let (ok, said) = cli(&app, &[], &["session", "list", &user.email]);
+    assert!(ok, "{said}");
+    let sid = said.split('\t').next().unwrap().trim().to_owned();
+    let (ok, said) = cli(&app, &[], &["session", "revoke", &sid]);
+    assert!(ok && said.contains("revoked"), "{said}");
+    // Another process revoked it: the server picks that up within a second or two.
+    let mut status = StatusCode::OK;
+    for _ in 0..40 {
+        status = app.bearer_me(&access).await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (ok, _) = cli(&app, &[], &["session", "revoke", &sid]);
+    assert!(!ok, "already revoked");
+}
+
 both_modes!(
     token_decode_explains_a_token,
-    doctor_passes_on_a_healthy_service
+    doctor_passes_on_a_healthy_service,
+    sessions_teams_and_roles_from_the_command_line,
 );
