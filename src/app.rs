@@ -60,12 +60,23 @@ pub struct Services {
 impl Services {
     /// Connects the stores chosen by the configuration and applies pending migrations.
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
+        Self::connect_with(config, true).await
+    }
+
+    /// Connects without touching the schema: for commands that only inspect or administer.
+    pub async fn connect_without_migrating(config: &Config) -> anyhow::Result<Self> {
+        Self::connect_with(config, false).await
+    }
+
+    async fn connect_with(config: &Config, migrate: bool) -> anyhow::Result<Self> {
         let sql = SqlStore::connect(config)
             .await
             .context("cannot connect to the database (DATABASE_URL)")?;
-        let applied = sql.migrate().await.context("database migration failed")?;
-        if applied > 0 {
-            tracing::info!(event = "migrations_applied", count = applied);
+        if migrate {
+            let applied = sql.migrate().await.context("database migration failed")?;
+            if applied > 0 {
+                tracing::info!(event = "migrations_applied", count = applied);
+            }
         }
         let repo: Arc<dyn Repository> = Arc::new(sql);
         let (store, store_name) = ephemeral_store(config)?;

@@ -96,7 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until(shutdown_signal()).await
         }
         Command::User(command) => {
-            let services = crate::app::Services::connect(&config).await?;
+            let services = crate::app::Services::connect_without_migrating(&config).await?;
             let client = crate::service::ClientInfo {
                 ip: None,
                 user_agent: Some("mbpanel-auth cli".into()),
@@ -117,7 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Team(TeamCommand::List { email }) => {
-            let services = crate::app::Services::connect(&config).await?;
+            let services = crate::app::Services::connect_without_migrating(&config).await?;
             let user_id = services.auth.find_user_id(&email).await?;
             for m in services.repo.memberships(user_id).await? {
                 println!("{}\t{}\t{}", m.team_id, m.team_name, m.role_name);
@@ -125,7 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Role(RoleCommand::List { team_id }) => {
-            let services = crate::app::Services::connect(&config).await?;
+            let services = crate::app::Services::connect_without_migrating(&config).await?;
             for (role, permissions) in services.repo.team_roles(team_id).await? {
                 let kind = if role.builtin { "built-in" } else { "custom" };
                 println!(
@@ -138,7 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Session(SessionCommand::List { email }) => {
-            let services = crate::app::Services::connect(&config).await?;
+            let services = crate::app::Services::connect_without_migrating(&config).await?;
             let user_id = services.auth.find_user_id(&email).await?;
             let now = crate::domain::time::now_ms();
             for s in services.repo.active_sessions(user_id, now, 0).await? {
@@ -154,7 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Session(SessionCommand::Revoke { session_id }) => {
-            let services = crate::app::Services::connect(&config).await?;
+            let services = crate::app::Services::connect_without_migrating(&config).await?;
             let client = crate::service::ClientInfo {
                 ip: None,
                 user_agent: Some("mbpanel-auth cli".into()),
@@ -167,7 +167,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(TokenCommand::Decode { jwt }) => {
-            let services = crate::app::Services::connect(&config).await?;
+            let services = crate::app::Services::connect_without_migrating(&config).await?;
             let accepted = token::decode(&services.auth, &jwt).await?;
             std::process::exit(if accepted { 0 } else { 1 });
         }

@@ -26,7 +26,14 @@ pub async fn decode(auth: &Auth, token: &str) -> anyhow::Result<bool> {
         "claims:    {}",
         serde_json::to_string_pretty(&report.claims)?.replace('\n', "\n           ")
     );
-    let claim = |name: &str| report.claims.get(name).and_then(serde_json::Value::as_i64);
+    // Seconds from an unverified token: keep the arithmetic from overflowing.
+    let claim = |name: &str| {
+        report
+            .claims
+            .get(name)
+            .and_then(serde_json::Value::as_i64)
+            .map(|s| s.clamp(0, i64::MAX / 1000))
+    };
     if let Some(iat) = claim("iat") {
         println!(
             "issued:    {} ({})",
@@ -90,6 +97,13 @@ pub async fn decode(auth: &Auth, token: &str) -> anyhow::Result<bool> {
         }
         Some(false) => println!("revoked:   no"),
         None => println!("revoked:   unknown (no jti/sid, or the ephemeral store is unreachable)"),
+    }
+    if let Some(state) = &report.refresh_state {
+        // A refresh token is usable only while its state is live (or inside the grace window).
+        if state == "missing" {
+            usable = false;
+        }
+        println!("refresh:   refresh:<jti> is {state}");
     }
     if report.session.is_some() {
         let state = report.session_state();

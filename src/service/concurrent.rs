@@ -86,7 +86,9 @@ impl Auth {
                         Err(Error::ConcurrentLoginDenied)
                     }
                     ApprovalStatus::Approved => Ok(()),
-                    ApprovalStatus::Pending if nobody_to_ask => Ok(()),
+                    ApprovalStatus::Pending if nobody_to_ask => {
+                        self.close_moot_request(token).await
+                    }
                     ApprovalStatus::Pending => Err(Error::ConcurrentLoginPending {
                         token: token.clone(),
                     }),
@@ -97,6 +99,45 @@ impl Auth {
                 self.request_approval(preauth_token, raw_state, state, client)
                     .await
             }
+        }
+    }
+
+    /// Every session that could decide has ended: the request counts as approved (so a retry
+    /// of this exchange proceeds) and no longer counts against the pending limit.
+    async fn close_moot_request(&self, token: &str) -> Result<()> {
+        let Some((raw, request)) = self.approval(token).await? else {
+            return Err(Error::PreauthExpired);
+        };
+        let key = keys::concurrent_login_state(token);
+        let closed = ApprovalRequest {
+            status: ApprovalStatus::Approved,
+            decided_at: Some(now_ms()),
+            ..request.clone()
+        };
+        let ttl = self
+            .store
+            .ttl(&key)
+            .await?
+            .unwrap_or(self.settings.concurrent_login_ttl);
+        if self
+            .store
+            .compare_and_swap(&key, &raw, &to_json(&closed)?, ttl)
+            .await?
+        {
+            self.store
+                .increment(
+                    &keys::concurrent_login_pending(request.user_id),
+                    -1,
+                    self.settings.concurrent_login_ttl,
+                )
+                .await?;
+            return Ok(());
+        }
+        // Decided meanwhile: that decision binds.
+        match self.approval(token).await?.map(|(_, r)| r.status) {
+            Some(ApprovalStatus::Approved) => Ok(()),
+            Some(ApprovalStatus::Denied) => Err(Error::ConcurrentLoginDenied),
+            _ => Err(Error::PreauthExpired),
         }
     }
 

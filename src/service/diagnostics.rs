@@ -25,6 +25,8 @@ pub struct TokenReport {
     pub blacklisted: Option<bool>,
     pub session: Option<SessionRecord>,
     pub idle_timeout_ms: Millis,
+    /// For a refresh token: its `refresh:<jti>` state (`live`, `rotated`), or `missing`.
+    pub refresh_state: Option<String>,
 }
 
 pub struct RunningInstance {
@@ -68,6 +70,19 @@ impl Auth {
             Some(sid) => self.repo.session(sid).await?,
             None => None,
         };
+        let refresh_state = match claims.get("type").and_then(Value::as_str) {
+            Some("refresh") if !jti.is_empty() => {
+                Some(match self.store.get(&keys::refresh(&jti)).await {
+                    Ok(Some(raw)) => serde_json::from_str::<Value>(&raw)
+                        .ok()
+                        .and_then(|v| v.get("state").and_then(Value::as_str).map(str::to_owned))
+                        .unwrap_or_else(|| "unreadable".into()),
+                    Ok(None) => "missing".into(),
+                    Err(_) => "unknown (store unreachable)".into(),
+                })
+            }
+            _ => None,
+        };
         Ok(TokenReport {
             signature: self.keys.check_signature(token),
             configured_kid: self.keys.kid().to_owned(),
@@ -76,6 +91,7 @@ impl Auth {
             blacklisted,
             session,
             idle_timeout_ms: ms(self.settings.refresh_idle_timeout),
+            refresh_state,
         })
     }
 

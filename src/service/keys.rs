@@ -85,3 +85,8 @@ pub fn rbac_version(team_id: i64) -> String {
 pub fn instance(id: &str) -> String {
     format!("instance:{id}")
 }
+
+/// Held while one instance signs a team in to Virtuozzo.
+pub fn virtuozzo_signin_lock(team_id: i64) -> String {
+    format!("virtuozzo:signin_lock:{team_id}")
+}

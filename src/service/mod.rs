@@ -59,6 +59,7 @@ pub struct AuthSettings {
     pub login_rate_limit_window: Duration,
     pub otp_max_attempts: u32,
     pub vz_session_ttl: Duration,
+    pub vz_timeout: Duration,
 }
 
 impl AuthSettings {
@@ -80,6 +81,7 @@ impl AuthSettings {
             login_rate_limit_window: c.login_rate_limit_window,
             otp_max_attempts: c.otp_max_attempts,
             vz_session_ttl: c.vz_session_ttl,
+            vz_timeout: c.vz_timeout,
         }
     }
 }

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use tokio::sync::{OnceCell, oneshot};
 
-use super::tokens;
+use super::{Error, Result, tokens};
 
 /// OWASP's argon2id parameters: m = 19 MiB, t = 2, p = 1.
 const M_COST_KIB: u32 = 19 * 1024;
@@ -36,9 +36,13 @@ fn argon2() -> Argon2<'static> {
 /// sees the large blocks come and go (which otherwise grows the process by hundreds of MiB).
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
+/// Jobs waiting per hashing thread before new ones are refused (503): a flood cannot queue
+/// unbounded work ahead of real logins.
+const QUEUE_PER_THREAD: usize = 32;
+
 #[derive(Clone)]
 pub struct PasswordHasher {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
     /// A real hash of a random password: unknown users are verified against it, so the time a
     /// login takes does not tell whether the account exists.
     dummy_hash: Arc<OnceCell<String>>,
@@ -78,7 +82,7 @@ fn verify_with(memory: &mut Vec<Block>, password: &[u8], phc: &str) -> bool {
 impl PasswordHasher {
     /// Starts `threads` hashing threads; they end when the last clone of the hasher is dropped.
     pub fn new(threads: usize) -> Self {
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::sync_channel::<Job>(threads.max(1) * QUEUE_PER_THREAD);
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..threads.max(1) {
             let queue = Arc::clone(&queue);
@@ -107,19 +111,26 @@ impl PasswordHasher {
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> anyhow::Result<T> {
+    ) -> Result<T> {
         let (done, result) = oneshot::channel();
-        self.jobs
-            .send(Box::new(move |memory: &mut Vec<Block>| {
+        let job: Job = Box::new(move |memory: &mut Vec<Block>| {
+            // The request went away while queued: skip the work.
+            if !done.is_closed() {
                 let _ = done.send(work(memory));
-            }))
-            .map_err(|_| anyhow!("password hasher stopped"))?;
+            }
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => Error::Unavailable("password hasher"),
+            mpsc::TrySendError::Disconnected(_) => {
+                Error::Internal(anyhow!("password hasher stopped"))
+            }
+        })?;
         result
             .await
-            .map_err(|_| anyhow!("password hashing job failed"))
+            .map_err(|_| Error::Internal(anyhow!("password hashing job failed")))
     }
 
-    pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
+    pub async fn hash(&self, password: &str) -> Result<String> {
         let password = zeroize::Zeroizing::new(password.as_bytes().to_vec());
         let salt: [u8; SALT_BYTES] = tokens::random_bytes();
         let hash = self
@@ -134,7 +145,7 @@ impl PasswordHasher {
 
     /// Verifies `password` against `hash`, or against the dummy hash when there is no user,
     /// returning false then: the same work either way.
-    pub async fn verify(&self, password: &str, hash: Option<&str>) -> anyhow::Result<bool> {
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool> {
         let (hash, real) = match hash {
             Some(h) => (h.to_owned(), true),
             None => (self.dummy_hash().await?, false),
@@ -146,7 +157,7 @@ impl PasswordHasher {
         Ok(ok && real)
     }
 
-    async fn dummy_hash(&self) -> anyhow::Result<String> {
+    async fn dummy_hash(&self) -> Result<String> {
         self.dummy_hash
             .get_or_try_init(|| async { self.hash(&super::tokens::random_token()).await })
             .await
@@ -154,7 +165,7 @@ impl PasswordHasher {
     }
 
     /// Computes the dummy hash ahead of the first login.
-    pub async fn warm_up(&self) -> anyhow::Result<()> {
+    pub async fn warm_up(&self) -> Result<()> {
         self.dummy_hash().await.map(|_| ())
     }
 }

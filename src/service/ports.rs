@@ -249,12 +249,14 @@ pub trait TeamRepo: Send + Sync {
         email: &str,
         password_sealed: &str,
     ) -> StoreResult<()>;
+    /// Stores a session key, only while the credentials are still `password_sealed`.
     async fn set_virtuozzo_session(
         &self,
         team_id: TeamId,
         session_sealed: &str,
         expires_at: Millis,
-    ) -> StoreResult<()>;
+        password_sealed: &str,
+    ) -> StoreResult<bool>;
 }
 
 /// A team's Virtuozzo account: secrets only in sealed form.

@@ -3,7 +3,7 @@
 
 use super::ports::Membership;
 use super::rbac::TeamAccess;
-use super::{Auth, ClientInfo, Error, Result};
+use super::{Auth, ClientInfo, Error, Result, keys};
 use crate::domain::TeamId;
 use crate::domain::email::Email;
 use crate::domain::permissions::OWNER_ROLE;
@@ -119,7 +119,35 @@ impl Auth {
             .map(|_| ())
     }
 
+    /// One sign-in per team at a time: a concurrent caller waits for the other's result.
     async fn sign_in_to_virtuozzo(
+        &self,
+        team_id: TeamId,
+        user_id: i64,
+        client: &ClientInfo,
+    ) -> Result<Millis> {
+        let lock = keys::virtuozzo_signin_lock(team_id);
+        let lock_ttl = self.settings.vz_timeout + std::time::Duration::from_secs(2);
+        if !self.store.set_if_absent(&lock, "1", lock_ttl).await? {
+            let deadline = tokio::time::Instant::now() + lock_ttl;
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                let record = self.repo.team_virtuozzo(team_id).await?;
+                if let Some(at) = record
+                    .and_then(|r| r.session_sealed.and(r.session_key_expires_at))
+                    .filter(|at| *at > now_ms())
+                {
+                    return Ok(at);
+                }
+            }
+            return Err(Error::VirtuozzoRefreshFailed);
+        }
+        let result = self.sign_in_now(team_id, user_id, client).await;
+        let _ = self.store.delete(&lock).await;
+        result
+    }
+
+    async fn sign_in_now(
         &self,
         team_id: TeamId,
         user_id: i64,
@@ -130,17 +158,34 @@ impl Auth {
             .team_virtuozzo(team_id)
             .await?
             .ok_or(Error::NotMember)?;
-        let (Some(email), Some(sealed)) = (record.vz_email, record.password_sealed) else {
+        let (Some(email), Some(password_sealed)) = (record.vz_email, record.password_sealed) else {
             return Err(Error::VirtuozzoRefreshFailed);
         };
-        let password = self.vault.open(team_id, PASSWORD_FIELD, &sealed)?;
-        match self.virtuozzo.sign_in(&email, &password).await {
-            Ok(session) => {
+        let attempt = async {
+            // A key that cannot open the stored password (rotated, or differing between
+            // instances) is a failed refresh, not a server error.
+            let password = self
+                .vault
+                .open(team_id, PASSWORD_FIELD, &password_sealed)
+                .map_err(|e| format!("credentials: {e}"))?;
+            let session = self.virtuozzo.sign_in(&email, &password).await?;
+            let sealed_session = self
+                .vault
+                .seal(team_id, SESSION_FIELD, &session)
+                .map_err(|e| format!("sealing: {e}"))?;
+            Ok::<_, String>(sealed_session)
+        };
+        match attempt.await {
+            Ok(sealed_session) => {
                 let expires_at = now_ms() + ms(self.settings.vz_session_ttl);
-                let sealed_session = self.vault.seal(team_id, SESSION_FIELD, &session)?;
-                self.repo
-                    .set_virtuozzo_session(team_id, &sealed_session, expires_at)
-                    .await?;
+                // Only if the credentials are still the ones used: new ones saved meanwhile win.
+                if !self
+                    .repo
+                    .set_virtuozzo_session(team_id, &sealed_session, expires_at, &password_sealed)
+                    .await?
+                {
+                    return Err(Error::VirtuozzoRefreshFailed);
+                }
                 self.audit_team(
                     "virtuozzo_session_refreshed",
                     user_id,

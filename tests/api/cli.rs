@@ -154,6 +154,24 @@ async fn sessions_teams_and_roles_from_the_command_line(mode: Mode) {
     assert!(!ok, "already revoked");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_reports_a_database_that_was_never_migrated() {
+    let app = TestApp::spawn(Mode::Embedded).await;
+    let fresh = std::env::temp_dir().join(crate::helpers::app::unique("mbpanel-doctor-"));
+    let dir = fresh.display().to_string();
+    let (ok, said) = cli(
+        &app,
+        &[("DATA_DIR", dir.as_str()), ("EMAIL_BACKEND", "log")],
+        &["doctor"],
+    );
+    let _ = std::fs::remove_dir_all(&fresh);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("FAIL  migrations") && said.contains("mbpanel-auth migrate"),
+        "{said}"
+    );
+}
+
 both_modes!(
     token_decode_explains_a_token,
     doctor_passes_on_a_healthy_service,

@@ -283,7 +283,41 @@ async fn owner_exchange_signs_in_or_answers_503(mode: Mode) {
     assert_eq!(rows[0][0], "2");
 }
 
+async fn a_changed_credentials_key_is_a_failed_refresh_not_a_crash(mode: Mode) {
+    let (_fake, url) = FakeVirtuozzo::start().await;
+    let app = spawn(mode, &url).await;
+    let owner = app.signed_in(&app.verified_user().await).await;
+    let team = owner.team_id().await;
+    let path = format!("/api/v1/teams/{team}/virtuozzo");
+    let body = json!({ "email": "ops@example.com", "password": "vz-secret-pass" });
+    expect(
+        owner.send(reqwest::Method::PUT, &path, Some(body)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let storage = Arc::clone(&app.storage);
+    drop(app);
+    // Restarted with another key: the stored password no longer opens.
+    let (sink, port) = SmtpSink::start_on(0).await;
+    let other_key = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="; // 32 other bytes
+    let settings = [
+        ("VZ_VIRTUOZZO_SIGNIN_URL", url.as_str()),
+        ("VZ_CREDENTIALS_KEY", other_key),
+        ("VZ_TIMEOUT_SECONDS", "1"),
+    ];
+    let app = TestApp::spawn_on(storage, sink, port, &settings).await;
+    let r = reqwest::Client::new()
+        .post(app.url(&format!("{path}/refresh")))
+        .bearer_auth(owner.access())
+        .send()
+        .await
+        .unwrap();
+    let e = expect(r, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(e["detail"], "Virtuozzo session refresh failed");
+}
+
 both_modes!(
+    a_changed_credentials_key_is_a_failed_refresh_not_a_crash,
     owner_stores_credentials_and_refreshes,
     only_the_owner_refreshes,
     owner_exchange_signs_in_or_answers_503

@@ -309,17 +309,21 @@ impl TeamRepo for SqlStore {
         team_id: TeamId,
         session_sealed: &str,
         expires_at: Millis,
-    ) -> StoreResult<()> {
-        const SQL: &str = "UPDATE teams SET vz_session_key_encrypted = $1, session_key_expires_at = $2 WHERE id = $3";
-        on_db!(&self.db, |pool| sqlx::query(SQL)
+        password_sealed: &str,
+    ) -> StoreResult<bool> {
+        const SQL: &str =
+            "UPDATE teams SET vz_session_key_encrypted = $1, session_key_expires_at = $2
+            WHERE id = $3 AND vz_password_encrypted = $4";
+        let n = on_db!(&self.db, |pool| sqlx::query(SQL)
             .bind(session_sealed)
             .bind(expires_at)
             .bind(team_id)
+            .bind(password_sealed)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))
         .map_err(db_err)?;
-        Ok(())
+        Ok(n == 1)
     }
 
     async fn permission_catalogue(&self) -> StoreResult<Vec<(String, String)>> {
