@@ -4,6 +4,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock clippy.toml ./
 COPY src ./src
 COPY migrations ./migrations
+COPY bench ./bench
 RUN cargo build --release --locked --bin mbpanel-auth
 
 FROM debian:bookworm-slim
