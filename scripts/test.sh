@@ -3,7 +3,8 @@
 # (embedded: SQLite + in-process store; production: PostgreSQL + Redis).
 #
 # PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379) are started when they
-# are not answering, and installed with apt-get when absent. Extra arguments go to `cargo test`.
+# are not answering, and installed with apt-get when absent, as are Chromium and chromedriver
+# (for the web UI test). Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,6 +70,13 @@ ensure_redis() {
   redis_answers || { log "Redis does not answer at $TEST_REDIS_URL"; exit 1; }
 }
 
+# The web UI test drives a real headless Chromium through chromedriver.
+ensure_browser() {
+  if ! command -v chromedriver >/dev/null || [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium chromium-driver
+  fi
+}
+
 drop_leftover_test_databases() {
   psql "$TEST_DATABASE_ADMIN_URL" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'mbpanel_test_%'" |
     while read -r db; do
@@ -78,6 +86,7 @@ drop_leftover_test_databases() {
 
 ensure_postgres
 ensure_redis
+ensure_browser
 drop_leftover_test_databases
-log "PostgreSQL and Redis are up; running cargo test"
+log "PostgreSQL, Redis and Chromium are ready; running cargo test"
 exec cargo test "$@"

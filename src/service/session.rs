@@ -223,6 +223,15 @@ impl Auth {
             issued_at: now,
             session_expires_at,
         });
+        let event =
+            serde_json::json!({ "event": "session_created", "session_id": sid }).to_string();
+        if let Err(e) = self
+            .store
+            .publish(&super::revocation::user_channel(state.user_id), &event)
+            .await
+        {
+            tracing::warn!(event = "publish_failed", error = %e);
+        }
         self.audit(
             "login_succeeded",
             Some(state.user_id),

@@ -135,6 +135,7 @@ function listen() {
     $('approvals').append(card);
   });
   events.addEventListener('session_revoked', () => loadAccount());
+  events.addEventListener('session_created', () => loadSessions());
   events.onerror = () => { /* the browser reconnects by itself */ };
 }
 
