@@ -39,37 +39,10 @@ async fn switch(b: &Browser, team: i64) {
     .await;
 }
 
-/// Invites a new user into `team` with `role`; they register, sign in, accept and switch to it.
+/// Invites a new user into `team` with the role named `role`, signed in and switched to it.
 async fn join(app: &TestApp, owner: &Browser, team: i64, role: &str) -> (TestUser, Browser) {
-    let user = TestUser::random();
     let role = role_id(owner, team, role).await;
-    let r = owner
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/teams/{team}/invites"),
-            Some(json!({ "email": user.email, "role_id": role })),
-        )
-        .await;
-    assert!(expect(r, StatusCode::CREATED).await["id"].is_i64());
-    let invite = app
-        .mail
-        .wait_for_containing(&user.email, 0, "invited to join")
-        .await;
-    let token = link_token(&invite);
-    app.register_and_verify(&user).await;
-    let b = app.signed_in(&user).await;
-    expect(
-        b.send(
-            reqwest::Method::POST,
-            "/api/v1/invites/accept",
-            Some(json!({ "token": token })),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
-    switch(&b, team).await;
-    (user, b)
+    app.join_team(owner, team, role).await
 }
 
 async fn owner_has_everything_and_viewer_reads_only(mode: Mode) {

@@ -155,42 +155,7 @@ async fn only_the_owner_refreshes(mode: Mode) {
     let r = owner.send( reqwest::Method::POST, &format!("/api/v1/teams/{team}/roles"),
         Some(json!({ "name": "Ops", "permissions": ["virtuozzo.session.refresh", "virtuozzo.credentials.manage", "environments.read"] }))).await;
     let ops = expect(r, StatusCode::CREATED).await["id"].as_i64().unwrap();
-    let member = crate::helpers::TestUser::random();
-    let r = owner
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/teams/{team}/invites"),
-            Some(json!({ "email": member.email, "role_id": ops })),
-        )
-        .await;
-    expect(r, StatusCode::CREATED).await;
-    let token = crate::helpers::smtp::link_token(
-        &app.mail
-            .wait_for_containing(&member.email, 0, "invited to join")
-            .await,
-    );
-    app.register_and_verify(&member).await;
-    let m = app.signed_in(&member).await;
-    expect(
-        m.send(
-            reqwest::Method::POST,
-            "/api/v1/invites/accept",
-            Some(json!({ "token": token })),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
-    expect(
-        m.send(
-            reqwest::Method::POST,
-            "/api/v1/auth/switch-team",
-            Some(json!({ "team_id": team })),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let (_, m) = app.join_team(&owner, team, ops).await;
 
     let path = format!("/api/v1/teams/{team}/virtuozzo");
     let r = m

@@ -522,4 +522,43 @@ impl TestApp {
         expect(r, StatusCode::OK).await;
         b
     }
+
+    /// Invites a new user into `team` with the role `role_id`; they register, sign in, accept
+    /// and switch their session to the team.
+    pub async fn join_team(&self, owner: &Browser, team: i64, role_id: i64) -> (TestUser, Browser) {
+        let user = TestUser::random();
+        let body = json!({ "email": user.email, "role_id": role_id });
+        let r = owner
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/v1/teams/{team}/invites"),
+                Some(body),
+            )
+            .await;
+        assert!(expect(r, StatusCode::CREATED).await["id"].is_i64());
+        let invite = self
+            .mail
+            .wait_for_containing(&user.email, 0, "invited to join")
+            .await;
+        let token = super::smtp::link_token(&invite);
+        self.register_and_verify(&user).await;
+        let b = self.signed_in(&user).await;
+        let r = b
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/invites/accept",
+                Some(json!({ "token": token })),
+            )
+            .await;
+        expect(r, StatusCode::OK).await;
+        let r = b
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/auth/switch-team",
+                Some(json!({ "team_id": team })),
+            )
+            .await;
+        expect(r, StatusCode::OK).await;
+        (user, b)
+    }
 }
