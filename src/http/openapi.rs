@@ -374,6 +374,14 @@ const OPERATIONS: &[Op] = &[
     .errors(&[400, 401, 403]),
     op(
         "get",
+        "/api/v1/auth/audit",
+        "audit",
+        "The caller's own security events, newest first; query: limit, before",
+        Session,
+    )
+    .errors(&[400, 401]),
+    op(
+        "get",
         "/api/v1/teams/{team_id}/virtuozzo",
         "virtuozzo",
         "Virtuozzo account status (environments.read)",

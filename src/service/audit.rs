@@ -70,3 +70,22 @@ impl Auth {
             .await?)
     }
 }
+
+impl Auth {
+    /// The caller's own security events (logins, failures, sessions, password changes).
+    pub async fn my_audit(
+        &self,
+        claims: &crate::domain::claims::AccessClaims,
+        before: Option<i64>,
+        limit: i64,
+    ) -> super::Result<Vec<super::ports::AuditRecord>> {
+        let user_id: i64 = claims
+            .sub
+            .parse()
+            .map_err(|_| super::Error::NotAuthenticated)?;
+        Ok(self
+            .repo
+            .user_audit(user_id, before, limit.clamp(1, 200))
+            .await?)
+    }
+}

@@ -437,6 +437,13 @@ pub trait OutboxRepo: Send + Sync {
 #[async_trait]
 pub trait AuditRepo: Send + Sync {
     async fn append_audit(&self, entry: &AuditEntry, at: Millis) -> StoreResult<()>;
+    /// One user's own events (as subject), newest first, before `before_id`.
+    async fn user_audit(
+        &self,
+        user_id: UserId,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>>;
     /// The team's events and its members' own account events, newest first, before `before_id`.
     async fn team_audit(
         &self,

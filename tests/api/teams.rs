@@ -818,7 +818,49 @@ async fn deleted_users_cannot_log_in_and_are_not_found(mode: Mode) {
     app.login(&app.browser(), &user).await;
 }
 
+async fn users_see_their_own_security_events(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let user = app.verified_user().await;
+    let r = app
+        .browser()
+        .post(
+            "/api/v1/auth/login",
+            json!({ "email": user.email, "password": "wrong password" }),
+        )
+        .await;
+    expect(r, StatusCode::UNAUTHORIZED).await;
+    let b = app.signed_in(&user).await;
+    let mine = expect(b.get("/api/v1/auth/audit").await, StatusCode::OK).await;
+    let events: Vec<&str> = mine["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events.first(), Some(&"login_succeeded"), "{events:?}");
+    assert!(
+        events.contains(&"login_failed") && events.contains(&"email_verified"),
+        "{events:?}"
+    );
+    // Someone else's events are not there.
+    let other = app.signed_in(&app.verified_user().await).await;
+    let theirs = expect(other.get("/api/v1/auth/audit").await, StatusCode::OK).await;
+    assert!(
+        !theirs["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "login_failed")
+    );
+    expect(
+        app.browser().get("/api/v1/auth/audit").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}
+
 both_modes!(
+    users_see_their_own_security_events,
     owner_has_everything_and_viewer_reads_only,
     non_members_are_refused_everywhere,
     permission_changes_bite_on_the_next_request,

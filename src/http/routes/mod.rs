@@ -71,6 +71,7 @@ pub fn api() -> Router<AppState> {
             delete(teams::revoke_invite),
         )
         .route("/teams/{team_id}/audit", get(teams::audit))
+        .route("/auth/audit", get(teams::my_audit))
         .route("/invites/accept", post(teams::accept_invite))
         .route("/permissions", get(teams::permissions))
         .route(

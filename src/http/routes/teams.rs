@@ -261,6 +261,22 @@ pub async fn audit(
     let Query(page) = page.map_err(|e| Error::BadRequest(e.body_text()))?;
     let limit = page.limit.unwrap_or(50);
     let entries = s.auth.team_audit(&guard.access, page.before, limit).await?;
+    Ok(Json(audit_page(&entries, limit)))
+}
+
+/// `GET /auth/audit`: the caller's own events.
+pub async fn my_audit(
+    State(s): State<AppState>,
+    session: AuthSession,
+    page: Result<Query<AuditPage>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>> {
+    let Query(page) = page.map_err(|e| Error::BadRequest(e.body_text()))?;
+    let limit = page.limit.unwrap_or(50);
+    let entries = s.auth.my_audit(&session.claims, page.before, limit).await?;
+    Ok(Json(audit_page(&entries, limit)))
+}
+
+fn audit_page(entries: &[crate::service::ports::AuditRecord], limit: i64) -> Value {
     let next_before = (entries.len() as i64 >= limit.clamp(1, 200))
         .then(|| entries.last().map(|e| e.id))
         .flatten();
@@ -280,5 +296,5 @@ pub async fn audit(
             })
         })
         .collect();
-    Ok(Json(json!({ "entries": list, "next_before": next_before })))
+    json!({ "entries": list, "next_before": next_before })
 }

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 
 use super::{SqlStore, db_err, on_db};
-use crate::domain::TeamId;
 use crate::domain::time::Millis;
+use crate::domain::{TeamId, UserId};
 use crate::service::ports::{
     AuditEntry, AuditRecord, AuditRepo, HealthRepo, OutboxMessage, OutboxRepo, StoreResult,
 };
@@ -113,8 +113,68 @@ impl OutboxRepo for SqlStore {
     }
 }
 
+type AuditRow = (
+    i64,
+    i64,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+fn audit_record(row: AuditRow) -> AuditRecord {
+    let (
+        id,
+        at,
+        event,
+        actor_user_id,
+        actor_email,
+        user_id,
+        team_id,
+        ip_address,
+        user_agent,
+        details,
+    ) = row;
+    AuditRecord {
+        id,
+        at,
+        event,
+        actor_user_id,
+        actor_email,
+        user_id,
+        team_id,
+        ip_address,
+        user_agent,
+        details,
+    }
+}
+
 #[async_trait]
 impl AuditRepo for SqlStore {
+    async fn user_audit(
+        &self,
+        user_id: UserId,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        const SQL: &str = "SELECT a.id, a.at, a.event, a.actor_user_id, u.email, a.user_id, a.team_id, a.ip_address, a.user_agent, a.details
+            FROM audit_log a LEFT JOIN users u ON u.id = a.actor_user_id
+            WHERE a.user_id = $1 AND a.id < $2 ORDER BY a.id DESC LIMIT $3";
+        let before = before_id.unwrap_or(i64::MAX);
+        let rows: Vec<AuditRow> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(user_id)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(audit_record).collect())
+    }
+
     async fn team_audit(
         &self,
         team_id: TeamId,
@@ -127,54 +187,15 @@ impl AuditRepo for SqlStore {
                    AND EXISTS (SELECT 1 FROM team_members tm WHERE tm.team_id = $1 AND tm.user_id = a.user_id AND tm.created_at <= a.at)))
               AND a.id < $2
             ORDER BY a.id DESC LIMIT $3";
-        type Row = (
-            i64,
-            i64,
-            String,
-            Option<i64>,
-            Option<String>,
-            Option<i64>,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-            String,
-        );
         let before = before_id.unwrap_or(i64::MAX);
-        let rows: Vec<Row> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+        let rows: Vec<AuditRow> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
             .bind(team_id)
             .bind(before)
             .bind(limit)
             .fetch_all(pool)
             .await)
         .map_err(db_err)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    at,
-                    event,
-                    actor_user_id,
-                    actor_email,
-                    user_id,
-                    team_id,
-                    ip_address,
-                    user_agent,
-                    details,
-                )| AuditRecord {
-                    id,
-                    at,
-                    event,
-                    actor_user_id,
-                    actor_email,
-                    user_id,
-                    team_id,
-                    ip_address,
-                    user_agent,
-                    details,
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(audit_record).collect())
     }
 
     async fn append_audit(&self, e: &AuditEntry, at: Millis) -> StoreResult<()> {
