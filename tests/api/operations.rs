@@ -336,16 +336,7 @@ async fn flushed_redis_never_revives_a_revoked_token() {
         .await
         .unwrap();
     assert_eq!(app.bearer_me(&access).await, StatusCode::UNAUTHORIZED);
-    let again = reqwest::Client::new()
-        .post(app.url("/api/v1/auth/refresh"))
-        .header(
-            "Cookie",
-            format!("mbpanel_refresh={refresh}; mbpanel_csrf={csrf}"),
-        )
-        .header("X-CSRF-Token", &csrf)
-        .send()
-        .await
-        .unwrap();
+    let again = app.refresh_with(&refresh, &csrf).await;
     expect(again, StatusCode::UNAUTHORIZED).await;
 
     redis.stop();

@@ -9,20 +9,6 @@ use crate::helpers::app::{Browser, expect};
 use crate::helpers::tokens::parts;
 use crate::helpers::{Mode, TestApp};
 
-/// Sends a refresh with exactly this refresh token and CSRF token (another tab, or a thief).
-async fn refresh_with(app: &TestApp, refresh: &str, csrf: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(app.url("/api/v1/auth/refresh"))
-        .header(
-            "Cookie",
-            format!("mbpanel_refresh={refresh}; mbpanel_csrf={csrf}"),
-        )
-        .header("X-CSRF-Token", csrf)
-        .send()
-        .await
-        .unwrap()
-}
-
 fn set_cookie(r: &reqwest::Response, name: &str) -> String {
     r.headers()
         .get_all("set-cookie")
@@ -45,7 +31,7 @@ async fn reuse_after_grace_revokes_the_session(mode: Mode) {
     expect(b.me().await, StatusCode::OK).await;
 
     tokio::time::sleep(Duration::from_millis(1600)).await;
-    let r = refresh_with(&app, &stolen, &csrf).await;
+    let r = app.refresh_with(&stolen, &csrf).await;
     let e = expect(r, StatusCode::UNAUTHORIZED).await;
     assert_eq!(e["code"], "refresh_token_reused");
 
@@ -80,8 +66,8 @@ async fn repeat_within_grace_gets_the_same_tokens(mode: Mode) {
     let user = app.verified_user().await;
     let b = app.signed_in(&user).await;
     let (refresh, csrf) = (b.refresh_token(), b.csrf());
-    let first = refresh_with(&app, &refresh, &csrf).await;
-    let second = refresh_with(&app, &refresh, &csrf).await;
+    let first = app.refresh_with(&refresh, &csrf).await;
+    let second = app.refresh_with(&refresh, &csrf).await;
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(second.status(), StatusCode::OK);
     for name in ["mbpanel_access", "mbpanel_refresh", "mbpanel_csrf"] {
@@ -92,7 +78,7 @@ async fn repeat_within_grace_gets_the_same_tokens(mode: Mode) {
     let next = set_cookie(&first, "mbpanel_refresh");
     assert_ne!(next, refresh);
     let next_csrf = set_cookie(&first, "mbpanel_csrf");
-    expect(refresh_with(&app, &next, &next_csrf).await, StatusCode::OK).await;
+    expect(app.refresh_with(&next, &next_csrf).await, StatusCode::OK).await;
 }
 
 async fn parallel_refreshes_keep_the_user_logged_in(mode: Mode) {
@@ -101,7 +87,7 @@ async fn parallel_refreshes_keep_the_user_logged_in(mode: Mode) {
     let b = app.signed_in(&user).await;
     let (refresh, csrf) = (b.refresh_token(), b.csrf());
     let answers =
-        futures::future::join_all((0..4).map(|_| refresh_with(&app, &refresh, &csrf))).await;
+        futures::future::join_all((0..4).map(|_| app.refresh_with(&refresh, &csrf))).await;
     let mut successors = Vec::new();
     for r in &answers {
         assert_eq!(r.status(), StatusCode::OK);
@@ -123,7 +109,7 @@ async fn parallel_refreshes_keep_the_user_logged_in(mode: Mode) {
         .await
         .unwrap();
     expect(r, StatusCode::OK).await;
-    expect(refresh_with(&app, &next, &next_csrf).await, StatusCode::OK).await;
+    expect(app.refresh_with(&next, &next_csrf).await, StatusCode::OK).await;
     let rows = app
         .storage
         .sql_rows("SELECT revoked_at FROM active_sessions")
@@ -138,7 +124,7 @@ async fn refresh_after_logout_fails(mode: Mode) {
     let (refresh, csrf) = (b.refresh_token(), b.csrf());
     expect(b.post_csrf("/api/v1/auth/logout").await, StatusCode::OK).await;
     expect(
-        refresh_with(&app, &refresh, &csrf).await,
+        app.refresh_with(&refresh, &csrf).await,
         StatusCode::UNAUTHORIZED,
     )
     .await;

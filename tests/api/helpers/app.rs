@@ -406,6 +406,20 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// A refresh with exactly this refresh token and CSRF token (another tab, or a thief).
+    pub async fn refresh_with(&self, refresh: &str, csrf: &str) -> Response {
+        reqwest::Client::new()
+            .post(self.url("/api/v1/auth/refresh"))
+            .header(
+                "Cookie",
+                format!("mbpanel_refresh={refresh}; mbpanel_csrf={csrf}"),
+            )
+            .header("X-CSRF-Token", csrf)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `GET /auth/me` with a bearer token: its status.
     pub async fn bearer_me(&self, token: &str) -> StatusCode {
         reqwest::Client::new()
