@@ -17,21 +17,11 @@ impl Auth {
         client: &ClientInfo,
         details: serde_json::Value,
     ) {
-        let entry = AuditEntry {
-            event,
-            actor_user_id: Some(actor),
-            user_id: subject,
-            team_id: Some(team_id),
-            ip_address: client.ip.clone(),
-            user_agent: client.user_agent.clone(),
-            details,
-        };
-        metrics::counter!("auth_events_total", "event" => event).increment(1);
-        if let Err(e) = self.repo.append_audit(&entry, now_ms()).await {
-            tracing::error!(event = "audit_write_failed", audit_event = event, error = %e);
-        }
+        self.record(event, Some(actor), subject, Some(team_id), client, details)
+            .await;
     }
 
+    /// An event a user did to their own account.
     pub(crate) async fn audit(
         &self,
         event: &'static str,
@@ -40,9 +30,22 @@ impl Auth {
         client: &ClientInfo,
         details: serde_json::Value,
     ) {
+        self.record(event, user_id, user_id, team_id, client, details)
+            .await;
+    }
+
+    async fn record(
+        &self,
+        event: &'static str,
+        actor_user_id: Option<UserId>,
+        user_id: Option<UserId>,
+        team_id: Option<TeamId>,
+        client: &ClientInfo,
+        details: serde_json::Value,
+    ) {
         let entry = AuditEntry {
             event,
-            actor_user_id: user_id,
+            actor_user_id,
             user_id,
             team_id,
             ip_address: client.ip.clone(),
@@ -79,13 +82,9 @@ impl Auth {
         before: Option<i64>,
         limit: i64,
     ) -> super::Result<Vec<super::ports::AuditRecord>> {
-        let user_id: i64 = claims
-            .sub
-            .parse()
-            .map_err(|_| super::Error::NotAuthenticated)?;
         Ok(self
             .repo
-            .user_audit(user_id, before, limit.clamp(1, 200))
+            .user_audit(claims.sub, before, limit.clamp(1, 200))
             .await?)
     }
 }

@@ -299,7 +299,7 @@ impl Auth {
         let (raw, request) = self.approval(token).await?.ok_or(Error::ApprovalNotFound)?;
         let decided_by_session = match decider {
             Decider::Session(claims) => {
-                let user_id: UserId = claims.sub.parse().map_err(|_| Error::NotAuthenticated)?;
+                let user_id = claims.sub;
                 if user_id != request.user_id {
                     return Err(Error::ApprovalNotFound);
                 }

@@ -100,7 +100,7 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<()> {
         check_policy(new_password).map_err(|e| Error::validation("new_password", e.0))?;
-        let user_id: i64 = claims.sub.parse().map_err(|_| Error::NotAuthenticated)?;
+        let user_id = claims.sub;
         let user = self
             .repo
             .user_by_id(user_id)

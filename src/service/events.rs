@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::revocation::user_channel;
-use super::{Auth, Error, Result};
+use super::{Auth, Result};
 use crate::domain::claims::AccessClaims;
 use crate::domain::time::now_ms;
 
@@ -26,7 +26,7 @@ impl Auth {
         self: &Arc<Self>,
         claims: AccessClaims,
     ) -> Result<BoxStream<'static, LiveEvent>> {
-        let user_id: i64 = claims.sub.parse().map_err(|_| Error::NotAuthenticated)?;
+        let user_id = claims.sub;
         let mut messages = self.store.subscribe(&user_channel(user_id)).await?;
         let (tx, rx) = mpsc::channel::<LiveEvent>(32);
         let this = Arc::clone(self);

@@ -116,7 +116,7 @@ impl Auth {
             .invite_by_token_hash(&tokens::hash_token(token))
             .await?
             .ok_or(Error::TokenInvalid)?;
-        let user_id: i64 = claims.sub.parse().map_err(|_| Error::NotAuthenticated)?;
+        let user_id = claims.sub;
         let user = self
             .repo
             .user_by_id(user_id)

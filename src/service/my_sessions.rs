@@ -7,17 +7,13 @@ use crate::domain::time::{ms, now_ms};
 use crate::domain::{SessionId, UserId};
 
 impl Auth {
-    fn user_of(claims: &AccessClaims) -> Result<UserId> {
-        claims.sub.parse().map_err(|_| Error::NotAuthenticated)
-    }
-
     /// Active sessions: not revoked, not expired, not idle past the idle timeout.
     pub async fn list_sessions(&self, claims: &AccessClaims) -> Result<Vec<SessionRecord>> {
         let now = now_ms();
         let idle_since = now - ms(self.settings.refresh_idle_timeout);
         Ok(self
             .repo
-            .active_sessions(Self::user_of(claims)?, now, idle_since)
+            .active_sessions(claims.sub, now, idle_since)
             .await?)
     }
 
@@ -28,7 +24,7 @@ impl Auth {
         sid: SessionId,
         client: &ClientInfo,
     ) -> Result<()> {
-        let user_id = Self::user_of(claims)?;
+        let user_id = claims.sub;
         let session = self
             .repo
             .session(sid)
@@ -87,7 +83,7 @@ impl Auth {
     }
 
     pub async fn logout_all(&self, claims: &AccessClaims, client: &ClientInfo) -> Result<usize> {
-        let user_id = Self::user_of(claims)?;
+        let user_id = claims.sub;
         let ended = self.end_all_sessions(user_id, None, "logout_all").await?;
         self.audit(
             "logout_all",

@@ -14,7 +14,7 @@ pub struct Profile {
 
 impl Auth {
     pub async fn profile(&self, claims: &AccessClaims) -> Result<Profile> {
-        let user_id: i64 = claims.sub.parse().map_err(|_| Error::NotAuthenticated)?;
+        let user_id = claims.sub;
         let user = self
             .repo
             .user_by_id(user_id)

@@ -80,7 +80,7 @@ impl Auth {
         let exp =
             (g.issued_at + ms(self.settings.access_token_ttl)).min(g.session_expires_at) / 1000;
         let claims = AccessClaims {
-            sub: g.user_id.to_string(),
+            sub: g.user_id,
             team_id: g.team_id,
             role: g.role.to_owned(),
             sid: g.sid,
@@ -95,7 +95,7 @@ impl Auth {
     fn mint(&self, g: &Grant<'_>) -> IssuedTokens {
         let (access_token, access_expires_in) = self.mint_access(g);
         let refresh = RefreshClaims {
-            sub: g.user_id.to_string(),
+            sub: g.user_id,
             sid: g.sid,
             jti: g.refresh_jti.to_owned(),
             iat: g.issued_at / 1000,
@@ -419,7 +419,7 @@ impl Auth {
             &[(&claims.jti, claims.exp)],
         )
         .await?;
-        let user_id = claims.sub.parse().ok();
+        let user_id = Some(claims.sub);
         self.audit(
             "refresh_token_reuse",
             user_id,

@@ -10,13 +10,9 @@ use crate::domain::{RoleId, TeamId, UserId};
 
 const MAX_TEAM_NAME_CHARS: usize = 100;
 
-fn user_of(claims: &AccessClaims) -> Result<UserId> {
-    claims.sub.parse().map_err(|_| Error::NotAuthenticated)
-}
-
 impl Auth {
     pub async fn my_teams(&self, claims: &AccessClaims) -> Result<Vec<Membership>> {
-        Ok(self.repo.memberships(user_of(claims)?).await?)
+        Ok(self.repo.memberships(claims.sub).await?)
     }
 
     /// Creates a team whose Owner is the caller.
@@ -36,7 +32,7 @@ impl Auth {
                 format!("name must be 1 to {MAX_TEAM_NAME_CHARS} printable characters"),
             ));
         }
-        let user_id = user_of(claims)?;
+        let user_id = claims.sub;
         let team_id = self.repo.create_team(name, user_id, now_ms()).await?;
         self.audit_team(
             "team_created",
@@ -58,7 +54,7 @@ impl Auth {
         team_id: TeamId,
         client: &ClientInfo,
     ) -> Result<(String, u64)> {
-        let user_id = user_of(claims)?;
+        let user_id = claims.sub;
         let access = self.team_access(user_id, team_id).await?;
         let session = self
             .repo

@@ -304,7 +304,7 @@ mod tests {
 
     fn access(exp: i64) -> AccessClaims {
         AccessClaims {
-            sub: "1".into(),
+            sub: 1,
             team_id: 1,
             role: "Owner".into(),
             sid: 9,

@@ -81,12 +81,6 @@ pub struct AuthSession {
     pub credentials: Credentials,
 }
 
-impl AuthSession {
-    pub fn user_id(&self) -> Result<i64, Error> {
-        self.claims.sub.parse().map_err(|_| Error::NotAuthenticated)
-    }
-}
-
 impl FromRequestParts<AppState> for AuthSession {
     type Rejection = Error;
 

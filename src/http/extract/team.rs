@@ -70,7 +70,7 @@ impl<R: Requirement> FromRequestParts<AppState> for TeamGuard<R> {
             .ok_or_else(|| {
                 Error::BadRequest("Invalid path parameter: team id must be an integer".into())
             })?;
-        let access = state.auth.team_access(session.user_id()?, team_id).await?;
+        let access = state.auth.team_access(session.claims.sub, team_id).await?;
         if let Some(permission) = R::PERMISSION {
             access.require(permission)?;
         }

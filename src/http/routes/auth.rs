@@ -228,8 +228,8 @@ pub async fn logout(
         .as_deref()
         .and_then(|t| s.auth.decode_refresh(t).ok());
     let (sid, user_id, via_cookie) = match (&access, &refresh) {
-        (Some((c, via_cookie)), _) => (c.sid, c.sub.clone(), *via_cookie),
-        (None, Some(r)) => (r.sid, r.sub.clone(), true),
+        (Some((c, via_cookie)), _) => (c.sid, c.sub, *via_cookie),
+        (None, Some(r)) => (r.sid, r.sub, true),
         (None, None) => return Err(Error::NotAuthenticated),
     };
     if via_cookie && !csrf_ok(&s.auth, &credentials, sid) {
@@ -242,7 +242,6 @@ pub async fn logout(
     if let Some(r) = refresh.as_ref().filter(|r| r.sid == sid) {
         token_ids.push((&r.jti, r.exp));
     }
-    let user_id = user_id.parse().map_err(|_| Error::NotAuthenticated)?;
     s.auth.logout(sid, user_id, &token_ids, &client).await?;
     Ok((
         s.cookies.clear_session(jar),

@@ -62,14 +62,6 @@ impl MemoryStore {
         self.lock().retain(|_, e| e.expires_at > now);
     }
 
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// A live value, dropping it if expired.
     fn live<'a>(
         map: &'a mut HashMap<String, Entry>,

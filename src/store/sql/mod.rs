@@ -67,10 +67,6 @@ impl SqlStore {
     pub async fn migrate(&self) -> anyhow::Result<usize> {
         migrations::run(&self.db).await
     }
-
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
 }
 
 async fn connect_sqlite(path: &Path) -> anyhow::Result<SqlitePool> {
