@@ -112,7 +112,7 @@ impl Services {
 /// Picks up sessions revoked by other processes (see `Auth::sync_revocations`).
 async fn sync_revocations(auth: Arc<Auth>, stop: crate::shutdown::CancelSignal) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-    // Start a little in the past: revocations racing the start-up rebuild are not missed.
+    // Start a little in the past: revocations racing the start-up are not missed.
     let mut since = crate::domain::time::now_ms() - 10_000;
     loop {
         tokio::select! {
@@ -163,12 +163,10 @@ impl Application {
             "signing tokens with key fingerprint {}",
             auth.keys().kid()
         );
-        if let Err(e) = auth.rebuild_revocation_markers().await {
-            // Not fatal: revocation checks consult SQL until the markers are rebuilt.
-            tracing::warn!(event = "revocation_rebuild_failed", error = %e);
-        }
-
         let (stop_background, stop) = cancel_pair();
+        // The instance's one pub/sub subscription: live events and cache coherence. Nothing
+        // is rebuilt at start-up: revocation is checked against SQL through the cache.
+        tokio::spawn(Arc::clone(&auth).run_bus(stop.clone()));
         tokio::spawn(sync_revocations(Arc::clone(&auth), stop.clone()));
         tokio::spawn(announce_instance(Arc::clone(&auth), stop.clone()));
         let metrics = crate::telemetry::metrics();

@@ -6,7 +6,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::login::PreauthState;
-use super::revocation::user_channel;
 use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
 use crate::domain::claims::AccessClaims;
 use crate::domain::time::{Millis, ms, now_ms, rfc3339};
@@ -207,13 +206,7 @@ impl Auth {
             "user_agent": client.user_agent, "ip": client.ip, "requested_at": rfc3339(now),
         });
         let event = serde_json::json!({ "event": "concurrent_login_requested", "token": token, "device": device });
-        if let Err(e) = self
-            .store
-            .publish(&user_channel(state.user_id), &event.to_string())
-            .await
-        {
-            tracing::warn!(event = "publish_failed", error = %e);
-        }
+        self.publish_user_event(state.user_id, &event).await;
         if let Some(user) = self.repo.user_by_id(state.user_id).await? {
             let approve = self.link_with("/concurrent-login", &link_token, "approve");
             let deny = self.link_with("/concurrent-login", &link_token, "deny");
@@ -345,13 +338,7 @@ impl Auth {
             )
             .await?;
         let event = serde_json::json!({ "event": "concurrent_login_decided", "token": token, "status": status.as_str() });
-        if let Err(e) = self
-            .store
-            .publish(&user_channel(request.user_id), &event.to_string())
-            .await
-        {
-            tracing::warn!(event = "publish_failed", error = %e);
-        }
+        self.publish_user_event(request.user_id, &event).await;
         let audit_event = match decision {
             Decision::Approve => "concurrent_login_approved",
             Decision::Deny => "concurrent_login_denied",

@@ -57,14 +57,14 @@ impl Auth {
             .unwrap_or_default()
             .to_owned();
         let sid = claims.get("sid").and_then(Value::as_i64);
-        let blacklisted = match sid {
-            Some(sid) if !jti.is_empty() => self
-                .store
-                .get_many(&[keys::blacklist(&jti), keys::session_revoked(sid)])
+        let blacklisted = if jti.is_empty() {
+            None
+        } else {
+            self.store
+                .get(&keys::blacklist(&jti))
                 .await
                 .ok()
-                .map(|found| found.iter().any(Option::is_some)),
-            _ => None,
+                .map(|found| found.is_some())
         };
         let session = match sid {
             Some(sid) => self.repo.session(sid).await?,

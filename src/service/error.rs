@@ -15,6 +15,8 @@ pub enum Error {
     EmailNotVerified,
     #[error("Too many attempts")]
     RateLimited { retry_after: Duration },
+    #[error("Too many open event streams; close another tab or window")]
+    TooManyStreams,
     #[error("Pre-auth token expired")]
     PreauthExpired,
     #[error("Email verification code required")]

@@ -32,17 +32,6 @@ pub fn password_reset_requests(email_hash: &str) -> String {
     format!("ratelimit:password_reset:{email_hash}")
 }
 
-/// Set when a session is revoked: kills every access token of the session at once, including
-/// ones issued before its last refresh.
-pub fn session_revoked(sid: SessionId) -> String {
-    format!("session_revoked:{sid}")
-}
-
-/// Present while the revocation markers are complete. Its absence (Redis flushed or restarted
-/// empty) makes revocation checks consult SQL until the markers are rebuilt.
-pub const REVOCATION_EPOCH: &str = "revocation:epoch";
-pub const REVOCATION_REBUILD_LOCK: &str = "revocation:rebuild_lock";
-
 pub fn otp_attempts(preauth_token: &str) -> String {
     format!("otp_attempts:{preauth_token}")
 }
@@ -75,10 +64,14 @@ pub fn verification_resend(email_hash: &str) -> String {
     format!("ratelimit:verify_resend:{email_hash}")
 }
 
-/// A team's authorisation version: changed whenever a role, its permissions or a membership of
-/// the team changes. Every instance compares it on each request before trusting its cache.
-pub fn rbac_version(team_id: i64) -> String {
-    format!("rbac:version:{team_id}")
+/// The live event streams of one user, and of one of their sessions (bounded sets; one hash
+/// tag, so both live in one Redis Cluster slot).
+pub fn event_streams_of_user(user_id: i64) -> String {
+    format!("events:streams:{{user:{user_id}}}")
+}
+
+pub fn event_streams_of_session(user_id: i64, sid: SessionId) -> String {
+    format!("events:streams:{{user:{user_id}}}:session:{sid}")
 }
 
 /// A running instance and the fingerprint of its JWT key (for `doctor`).

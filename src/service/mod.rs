@@ -2,6 +2,8 @@
 //! methods of one use case (`impl Auth` blocks).
 
 pub mod audit;
+pub mod bus;
+pub mod cache;
 pub mod concurrent;
 pub mod credentials;
 pub mod diagnostics;
@@ -101,7 +103,10 @@ pub struct Auth {
     pub(crate) settings: AuthSettings,
     /// Wakes the email outbox worker when a message is queued.
     pub(crate) outbox_wakeup: Arc<Notify>,
-    pub(crate) permission_cache: rbac::PermissionCache,
+    /// The coherent per-instance cache of sessions, users and access (the hot path's facts).
+    pub(crate) cache: cache::FactCache,
+    /// This instance's one pub/sub subscription: live events and cache invalidation.
+    pub(crate) bus: bus::Bus,
     pub(crate) vault: vault::CredentialVault,
     pub(crate) virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
 }
@@ -136,7 +141,8 @@ impl Auth {
             hasher,
             settings,
             outbox_wakeup,
-            permission_cache: rbac::PermissionCache::default(),
+            cache: cache::FactCache::default(),
+            bus: bus::Bus::default(),
             vault,
             virtuozzo,
         }

@@ -24,6 +24,19 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What a listener on the ephemeral store's pub/sub sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusEvent {
+    /// Subscribed (again): messages from now on arrive.
+    Up,
+    /// The subscription is lost: messages may be missed until the next `Up`.
+    Down,
+    Message {
+        channel: String,
+        payload: String,
+    },
+}
+
 // ---------------------------------------------------------------------------------------------
 // The ephemeral store: shaped on what Redis does atomically.
 // ---------------------------------------------------------------------------------------------
@@ -54,9 +67,23 @@ pub trait EphemeralStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Time to live of a key, `None` when absent.
     async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>>;
-    async fn publish(&self, channel: &str, message: &str) -> StoreResult<()>;
-    /// Messages published on `channel` from now on (best effort: a hint, never the truth).
-    async fn subscribe(&self, channel: &str) -> StoreResult<BoxStream<'static, String>>;
+    /// PUBLISH; how many listeners (of this store's connection, or node) received it.
+    async fn publish(&self, channel: &str, message: &str) -> StoreResult<usize>;
+    /// Every message published on channels starting with `prefix`, over one subscription
+    /// connection that re-subscribes by itself. The stream says `Up` each time the subscription
+    /// is (re)established and `Down` when it is lost: messages in between are lost, so whoever
+    /// relies on them must treat `Down` as "I may have missed something".
+    fn listen(&self, prefix: &str) -> BoxStream<'static, BusEvent>;
+    /// Takes a place for `member` in every bounded set `(key, limit)` until `ttl` (renewing it
+    /// when already held), atomically: false, and nothing taken, when any set is full.
+    async fn acquire_slots(
+        &self,
+        sets: &[(String, usize)],
+        member: &str,
+        ttl: Duration,
+    ) -> StoreResult<bool>;
+    /// Gives back what `acquire_slots` took.
+    async fn release_slots(&self, sets: &[String], member: &str) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;
     /// Keys matching a glob pattern (for diagnostics), with their time to live (`None`: the
     /// key never expires). At most `limit` keys.
@@ -114,6 +141,23 @@ pub struct SessionRecord {
     pub last_seen_at: Millis,
     pub expires_at: Millis,
     pub revoked_at: Option<Millis>,
+    /// The refresh jti replaced by the last rotation, when it happened, and the access jti
+    /// minted with it: a repeat of that old token within the grace window gets the same tokens.
+    pub previous_refresh_jti: Option<String>,
+    pub rotated_at: Option<Millis>,
+    pub next_access_jti: Option<String>,
+}
+
+/// One refresh rotation, applied only while `current_jti` is still the session's token.
+#[derive(Debug, Clone)]
+pub struct RefreshRotation<'a> {
+    pub session_id: SessionId,
+    pub current_jti: &'a str,
+    pub next_jti: &'a str,
+    pub next_access_jti: &'a str,
+    pub now: Millis,
+    /// The session must have been active since then (idle timeout).
+    pub active_since: Millis,
 }
 
 #[derive(Debug, Clone)]
@@ -374,20 +418,19 @@ pub trait DeviceRepo: Send + Sync {
 pub trait SessionRepo: Send + Sync {
     async fn create_session(&self, session: &NewSession) -> StoreResult<SessionId>;
     async fn session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>>;
-    /// Moves the session to a newer refresh generation. False when the session is revoked or
-    /// already at that generation or later.
-    async fn rotate_session(
+    /// Rotates the session's refresh token in one atomic statement, if the presented jti is
+    /// still the current one and the session is live (not revoked, unexpired, not idle). The
+    /// session as it is after the rotation; `None` when nothing changed.
+    async fn rotate_refresh(
         &self,
-        id: SessionId,
-        new_jti: &str,
-        generation: i64,
-        now: Millis,
-    ) -> StoreResult<bool>;
+        rotation: &RefreshRotation<'_>,
+    ) -> StoreResult<Option<SessionRecord>>;
     /// Moves the session to another team (after a team switch).
     async fn set_session_team(&self, id: SessionId, team_id: TeamId) -> StoreResult<()>;
     /// Sets `revoked_at`; false when it was already revoked.
     async fn revoke_session(&self, id: SessionId, reason: &str, now: Millis) -> StoreResult<bool>;
-    /// The user's sessions that are not revoked, not expired and not idle since `idle_since`.
+    /// The user's sessions that are not revoked, not expired, not idle since `idle_since`, and
+    /// in a team the user still belongs to: the sessions that could still be refreshed.
     async fn active_sessions(
         &self,
         user_id: UserId,
@@ -400,11 +443,8 @@ pub trait SessionRepo: Send + Sync {
         since: Millis,
         now: Millis,
     ) -> StoreResult<Vec<(SessionId, Millis, Millis)>>;
-    /// Revoked sessions that have not yet expired: what the revocation markers must cover.
-    async fn revoked_unexpired_sessions(
-        &self,
-        now: Millis,
-    ) -> StoreResult<Vec<(SessionId, Millis)>>;
+    /// The user's unrevoked sessions in one team (to end them when the membership ends).
+    async fn team_sessions(&self, user_id: UserId, team_id: TeamId) -> StoreResult<Vec<SessionId>>;
 }
 
 #[async_trait]

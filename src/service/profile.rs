@@ -1,5 +1,8 @@
-//! `GET /auth/me`: who the caller is, in which team, with which role and permissions — resolved
-//! from SQL (through the version-checked cache) on every request, never from the token's claims.
+//! `GET /auth/me`: who the caller is, in which team, with which role and permissions — the
+//! facts the authentication already bound (live session, current access), plus the user, all
+//! from the coherent cache: no SQL in the steady state, never the token's claims.
+
+use std::sync::Arc;
 
 use super::ports::{SessionRecord, UserRecord};
 use super::rbac::TeamAccess;
@@ -7,30 +10,35 @@ use super::{Auth, Error, Result};
 use crate::domain::claims::AccessClaims;
 
 pub struct Profile {
-    pub user: UserRecord,
-    pub access: TeamAccess,
-    pub session: SessionRecord,
+    pub user: Arc<UserRecord>,
+    pub access: Arc<TeamAccess>,
+    pub session: Arc<SessionRecord>,
+    /// When the session was last active: its last refresh, or this token's issue if later (a
+    /// refresh on another instance is newer than this instance's cached row).
+    pub last_seen_at: crate::domain::time::Millis,
 }
 
 impl Auth {
-    pub async fn profile(&self, claims: &AccessClaims) -> Result<Profile> {
+    pub async fn profile(
+        &self,
+        claims: &AccessClaims,
+        session: &Arc<SessionRecord>,
+        access: &Arc<TeamAccess>,
+    ) -> Result<Profile> {
         let user_id = claims.sub;
         let user = self
-            .repo
-            .user_by_id(user_id)
+            .cache
+            .user(user_id, || async {
+                Ok(self.repo.user_by_id(user_id).await?)
+            })
             .await?
             .filter(|u| u.deleted_at.is_none())
             .ok_or(Error::UserNotFound)?;
-        let access = self.team_access(user_id, claims.team_id).await?;
-        let session = self
-            .repo
-            .session(claims.sid)
-            .await?
-            .ok_or(Error::NotAuthenticated)?;
         Ok(Profile {
             user,
-            access,
-            session,
+            access: Arc::clone(access),
+            last_seen_at: session.last_seen_at.max(claims.iat * 1000),
+            session: Arc::clone(session),
         })
     }
 }

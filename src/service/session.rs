@@ -1,43 +1,44 @@
 //! Step 3 onwards: session exchange, authentication of access tokens, refresh with rotation and
 //! reuse detection, logout.
+//!
+//! One session model, authoritative in SQL (`active_sessions`: owner, team, current refresh jti
+//! and generation, the last rotation, `revoked_at`), read the same way by every path:
+//! - an access token is accepted only for a live session of its `sub`, in a team the user still
+//!   belongs to (SPEC §11), checked through the coherent cache, so the hot path runs no SQL;
+//! - a refresh is one atomic SQL statement (compare the presented jti, swap in the next), so a
+//!   Redis flush or restart logs nobody out and never revives a rotated or revoked token.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::ports::{Membership, NewSession};
+use super::ports::{Membership, NewSession, RefreshRotation, SessionRecord};
+use super::rbac::TeamAccess;
 use super::{Auth, ClientInfo, Error, Result, keys, tokens};
 use crate::domain::claims::{AccessClaims, RefreshClaims, TokenType};
 use crate::domain::time::{Millis, ms, now_ms, until};
 use crate::domain::{SessionId, TeamId, UserId};
 
-/// What `refresh:<jti>` holds. `live` until rotated; then `rotated` for the grace window, naming
-/// the successor so a racing tab gets the very same tokens.
+/// What `refresh:<jti>` holds: a mirror of the live session for the operators' guide
+/// (`redis-cli GET refresh:<jti>`). SQL holds the truth; nothing reads this back.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RefreshState {
-    pub state: RefreshPhase,
+pub struct RefreshMirror {
+    pub state: String,
     pub sid: SessionId,
     pub user_id: UserId,
     pub team_id: TeamId,
-    pub role: String,
     pub generation: i64,
     pub session_expires_at: Millis,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rotation: Option<Rotation>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum RefreshPhase {
-    Live,
-    Rotated,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Rotation {
-    pub at: Millis,
-    pub next_jti: String,
-    pub next_access_jti: String,
+/// An access token that names a live session of its subject, in a team the subject belongs
+/// to — what every authenticated route needs, from the coherent cache (no SQL when warm).
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub claims: AccessClaims,
+    pub session: Arc<SessionRecord>,
+    /// The subject's access in the token's team, as it is now.
+    pub access: Arc<TeamAccess>,
 }
 
 /// Everything that determines a set of tokens: minting is deterministic, so the same grant
@@ -192,26 +193,16 @@ impl Auth {
                 expires_at: session_expires_at,
             })
             .await?;
-        let record = RefreshState {
-            state: RefreshPhase::Live,
+        self.mirror_refresh(
+            &refresh_jti,
             sid,
-            user_id: state.user_id,
-            team_id: membership.team_id,
-            role: membership.role_name.clone(),
-            generation: 1,
+            state.user_id,
+            membership.team_id,
+            1,
             session_expires_at,
-            rotation: None,
-        };
-        let ttl = self
-            .refresh_ttl(session_expires_at, now)
-            .ok_or(Error::SessionExpired)?;
-        self.store
-            .set(
-                &keys::refresh(&refresh_jti),
-                &serde_json::to_string(&record).map_err(anyhow::Error::from)?,
-                ttl,
-            )
-            .await?;
+            now,
+        )
+        .await;
         let access_jti = tokens::random_jti();
         let tokens = self.mint(&Grant {
             user_id: state.user_id,
@@ -223,15 +214,8 @@ impl Auth {
             issued_at: now,
             session_expires_at,
         });
-        let event =
-            serde_json::json!({ "event": "session_created", "session_id": sid }).to_string();
-        if let Err(e) = self
-            .store
-            .publish(&super::revocation::user_channel(state.user_id), &event)
-            .await
-        {
-            tracing::warn!(event = "publish_failed", error = %e);
-        }
+        let event = serde_json::json!({ "event": "session_created", "session_id": sid });
+        self.publish_user_event(state.user_id, &event).await;
         self.audit(
             "login_succeeded",
             Some(state.user_id),
@@ -243,16 +227,86 @@ impl Auth {
         Ok(ExchangeOutcome { tokens, membership })
     }
 
-    /// Verifies an access token: signature, expiry, type, then blacklist and session revocation.
-    pub async fn authenticate(self: &Arc<Self>, access_token: &str) -> Result<AccessClaims> {
+    /// Writes the guide's `refresh:<jti>` mirror (best effort: SQL is the record).
+    #[allow(clippy::too_many_arguments)]
+    async fn mirror_refresh(
+        &self,
+        jti: &str,
+        sid: SessionId,
+        user_id: UserId,
+        team_id: TeamId,
+        generation: i64,
+        session_expires_at: Millis,
+        now: Millis,
+    ) {
+        let Some(ttl) = self.refresh_ttl(session_expires_at, now) else {
+            return;
+        };
+        let mirror = RefreshMirror {
+            state: "live".to_owned(),
+            sid,
+            user_id,
+            team_id,
+            generation,
+            session_expires_at,
+        };
+        let Ok(value) = serde_json::to_string(&mirror) else {
+            return;
+        };
+        if let Err(e) = self.store.set(&keys::refresh(jti), &value, ttl).await {
+            tracing::debug!(event = "refresh_mirror_failed", error = %e);
+        }
+    }
+
+    /// The session a token names, if it is live for that subject: it exists, belongs to `sub`,
+    /// is not revoked or expired, and has been active within the idle timeout. `active_since`
+    /// is a moment the session is known to have been used (an access token's `iat`: it was
+    /// minted by a refresh or the exchange), since the cached `last_seen_at` may predate a
+    /// refresh on another instance.
+    pub(crate) async fn live_session(
+        &self,
+        sid: SessionId,
+        user_id: UserId,
+        active_since: Millis,
+    ) -> Result<Arc<SessionRecord>> {
+        let session = self
+            .cache
+            .session(sid, || async { Ok(self.repo.session(sid).await?) })
+            .await?
+            .ok_or(Error::NotAuthenticated)?;
+        let now = now_ms();
+        let last_active = session.last_seen_at.max(active_since);
+        let idle = now - last_active > ms(self.settings.refresh_idle_timeout);
+        if session.user_id != user_id
+            || session.revoked_at.is_some()
+            || session.expires_at <= now
+            || idle
+        {
+            return Err(Error::NotAuthenticated);
+        }
+        Ok(session)
+    }
+
+    /// Verifies an access token (signature, expiry, type) and binds it to a live session of its
+    /// subject in a team the subject still belongs to. Anything else is 401.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Authenticated> {
         let claims = self
             .keys
             .verify_access(access_token)
             .map_err(|_| Error::NotAuthenticated)?;
-        if self.is_revoked(&claims.jti, claims.sid).await? {
-            return Err(Error::NotAuthenticated);
-        }
-        Ok(claims)
+        let session = self
+            .live_session(claims.sid, claims.sub, claims.iat * 1000)
+            .await?;
+        let access = match self.team_access(claims.sub, claims.team_id).await {
+            Ok(access) => access,
+            Err(Error::NotMember) => return Err(Error::NotAuthenticated),
+            Err(e) => return Err(e),
+        };
+        Ok(Authenticated {
+            claims,
+            session,
+            access,
+        })
     }
 
     /// Verifies a refresh token's signature, expiry and type (not its state).
@@ -262,153 +316,125 @@ impl Auth {
             .map_err(|_| Error::SessionExpired)
     }
 
-    /// Rotates the refresh token. A repeat of the just-rotated token within the grace window
-    /// gets the same successor tokens; any later reuse is theft and revokes the session.
+    /// Rotates the refresh token in one SQL statement. A repeat of the just-rotated token
+    /// within the grace window gets the same successor tokens; any other stale token is theft
+    /// and revokes the session. The new access token carries the user's current role.
     pub async fn refresh(
-        self: &Arc<Self>,
+        &self,
         claims: &RefreshClaims,
         client: &ClientInfo,
     ) -> Result<IssuedTokens> {
-        if self.is_revoked(&claims.jti, claims.sid).await? {
-            return Err(Error::SessionExpired);
-        }
-        let key = keys::refresh(&claims.jti);
-        // A lost compare-and-swap means a racing request rotated first: read again.
-        for _ in 0..3 {
-            let Some(raw) = self.store.get(&key).await? else {
-                return self.refresh_without_state(claims, client).await;
-            };
-            let record: RefreshState = serde_json::from_str(&raw).map_err(anyhow::Error::from)?;
-            if record.sid != claims.sid {
-                return Err(Error::SessionExpired);
-            }
-            match (&record.state, &record.rotation) {
-                (RefreshPhase::Rotated, Some(rotation)) => {
-                    let grace = ms(self.settings.refresh_reuse_grace);
-                    if now_ms() - rotation.at > grace {
-                        return self.refresh_token_reused(claims, client).await;
-                    }
-                    return Ok(self.mint(&Grant {
-                        user_id: record.user_id,
-                        sid: record.sid,
-                        team_id: record.team_id,
-                        role: &record.role,
-                        refresh_jti: &rotation.next_jti,
-                        access_jti: &rotation.next_access_jti,
-                        issued_at: rotation.at,
-                        session_expires_at: record.session_expires_at,
-                    }));
-                }
-                (RefreshPhase::Live, _) => {
-                    if let Some(tokens) = self.rotate(&key, &raw, &record).await? {
-                        return Ok(tokens);
-                    }
-                }
-                (RefreshPhase::Rotated, None) => return Err(Error::SessionExpired),
-            }
-        }
-        Err(Error::SessionExpired)
-    }
-
-    /// One rotation attempt; `None` when a racing request won the swap.
-    async fn rotate(
-        &self,
-        key: &str,
-        raw: &str,
-        record: &RefreshState,
-    ) -> Result<Option<IssuedTokens>> {
         let now = now_ms();
-        let ttl = self
-            .refresh_ttl(record.session_expires_at, now)
-            .ok_or(Error::SessionExpired)?;
         let next_jti = tokens::random_jti();
         let next_access_jti = tokens::random_jti();
-        let generation = record.generation + 1;
-        let successor = RefreshState {
-            generation,
-            rotation: None,
-            ..record.clone()
-        };
-        let next_key = keys::refresh(&next_jti);
-        // The successor exists before anyone can learn its name.
-        self.store
-            .set(
-                &next_key,
-                &serde_json::to_string(&successor).map_err(anyhow::Error::from)?,
-                ttl,
-            )
-            .await?;
-        let rotated = RefreshState {
-            state: RefreshPhase::Rotated,
-            generation,
-            rotation: Some(Rotation {
-                at: now,
-                next_jti: next_jti.clone(),
-                next_access_jti: next_access_jti.clone(),
-            }),
-            ..record.clone()
-        };
-        let rotated_raw = serde_json::to_string(&rotated).map_err(anyhow::Error::from)?;
-        if !self
-            .store
-            .compare_and_swap(key, raw, &rotated_raw, self.settings.refresh_reuse_grace)
-            .await?
-        {
-            self.store.delete(&next_key).await?;
-            return Ok(None);
-        }
-        if !self
+        let rotated = self
             .repo
-            .rotate_session(record.sid, &next_jti, generation, now)
-            .await?
-        {
-            // Either a later generation already landed (fine) or the session was revoked.
-            let revoked = self
-                .repo
-                .session(record.sid)
-                .await?
-                .is_none_or(|s| s.revoked_at.is_some());
-            if revoked {
-                self.store.delete(&next_key).await?;
-                return Err(Error::SessionExpired);
-            }
+            .rotate_refresh(&RefreshRotation {
+                session_id: claims.sid,
+                current_jti: &claims.jti,
+                next_jti: &next_jti,
+                next_access_jti: &next_access_jti,
+                now,
+                active_since: now - ms(self.settings.refresh_idle_timeout),
+            })
+            .await?;
+        let Some(session) = rotated else {
+            return self.refresh_not_current(claims, client, now).await;
+        };
+        if session.user_id != claims.sub {
+            return Err(Error::SessionExpired);
         }
-        Ok(Some(self.mint(&Grant {
-            user_id: record.user_id,
-            sid: record.sid,
-            team_id: record.team_id,
-            role: &record.role,
-            refresh_jti: &next_jti,
+        let access = self.current_access(&session).await?;
+        self.mirror_refresh(
+            &session.refresh_token_jti,
+            session.id,
+            session.user_id,
+            session.team_id,
+            session.refresh_generation,
+            session.expires_at,
+            now,
+        )
+        .await;
+        if let Err(e) = self.store.delete(&keys::refresh(&claims.jti)).await {
+            tracing::debug!(event = "refresh_mirror_failed", error = %e);
+        }
+        Ok(self.mint(&Grant {
+            user_id: session.user_id,
+            sid: session.id,
+            team_id: session.team_id,
+            role: &access.role_name,
+            refresh_jti: &session.refresh_token_jti,
             access_jti: &next_access_jti,
             issued_at: now,
-            session_expires_at: record.session_expires_at,
-        })))
+            session_expires_at: session.expires_at,
+        }))
     }
 
-    /// No ephemeral state for this token: SQL decides. A token that is not the session's
-    /// current one was rotated away long ago — reuse. Otherwise the session idled out (or the
-    /// store lost its state): log in again.
-    async fn refresh_without_state(
-        self: &Arc<Self>,
+    /// The user's role in the session's team now; a session whose membership is gone is over.
+    async fn current_access(&self, session: &SessionRecord) -> Result<Arc<TeamAccess>> {
+        match self.team_access(session.user_id, session.team_id).await {
+            Ok(access) => Ok(access),
+            Err(Error::NotMember) => {
+                self.revoke_session(session.id, "membership_ended", &[])
+                    .await?;
+                Err(Error::SessionExpired)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The presented refresh token is not the session's current one (or the session is over).
+    async fn refresh_not_current(
+        &self,
         claims: &RefreshClaims,
         client: &ClientInfo,
+        now: Millis,
     ) -> Result<IssuedTokens> {
         let session = self
             .repo
             .session(claims.sid)
             .await?
+            .filter(|s| s.user_id == claims.sub)
             .ok_or(Error::SessionExpired)?;
-        if session.revoked_at.is_some() {
+        let idle_since = now - ms(self.settings.refresh_idle_timeout);
+        if session.revoked_at.is_some()
+            || session.expires_at <= now
+            || session.last_seen_at <= idle_since
+        {
             return Err(Error::SessionExpired);
         }
-        if session.refresh_token_jti != claims.jti {
-            return self.refresh_token_reused(claims, client).await;
+        let grace = ms(self.settings.refresh_reuse_grace);
+        if let (Some(previous), Some(rotated_at), Some(access_jti)) = (
+            &session.previous_refresh_jti,
+            session.rotated_at,
+            &session.next_access_jti,
+        ) && *previous == claims.jti
+        {
+            if now - rotated_at > grace {
+                return self.refresh_token_reused(claims, client).await;
+            }
+            // A racing tab: the very same successor, not a new branch.
+            let access = self.current_access(&session).await?;
+            return Ok(self.mint(&Grant {
+                user_id: session.user_id,
+                sid: session.id,
+                team_id: session.team_id,
+                role: &access.role_name,
+                refresh_jti: &session.refresh_token_jti,
+                access_jti,
+                issued_at: rotated_at,
+                session_expires_at: session.expires_at,
+            }));
         }
-        Err(Error::SessionExpired)
+        if session.refresh_token_jti == claims.jti {
+            // Current but not rotated: the session ended between the two reads.
+            return Err(Error::SessionExpired);
+        }
+        self.refresh_token_reused(claims, client).await
     }
 
     async fn refresh_token_reused(
-        self: &Arc<Self>,
+        &self,
         claims: &RefreshClaims,
         client: &ClientInfo,
     ) -> Result<IssuedTokens> {

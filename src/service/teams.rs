@@ -2,8 +2,8 @@
 
 use super::ports::{MemberChange, MemberRecord, Membership};
 use super::rbac::TeamAccess;
-use super::session::{Grant, RefreshState};
-use super::{Auth, ClientInfo, Error, Result, keys, tokens};
+use super::session::Grant;
+use super::{Auth, ClientInfo, Error, Result, tokens};
 use crate::domain::claims::AccessClaims;
 use crate::domain::time::now_ms;
 use crate::domain::{RoleId, TeamId, UserId};
@@ -62,20 +62,8 @@ impl Auth {
             .await?
             .filter(|s| s.revoked_at.is_none())
             .ok_or(Error::NotAuthenticated)?;
+        // The session moves: its next refresh mints for this team.
         self.repo.set_session_team(session.id, team_id).await?;
-        // The live refresh state carries the team too, so the next refresh stays in it.
-        let key = keys::refresh(&session.refresh_token_jti);
-        if let Some(raw) = self.store.get(&key).await?
-            && let Ok(mut state) = serde_json::from_str::<RefreshState>(&raw)
-            && let Some(ttl) = self.store.ttl(&key).await?
-        {
-            state.team_id = team_id;
-            state.role = access.role_name.clone();
-            let updated = serde_json::to_string(&state).map_err(anyhow::Error::from)?;
-            self.store
-                .compare_and_swap(&key, &raw, &updated, ttl)
-                .await?;
-        }
         let access_jti = tokens::random_jti();
         let token = self.mint_access(&Grant {
             user_id,
@@ -155,6 +143,10 @@ impl Auth {
             MemberChange::LastOwner => return Err(last_owner()),
         }
         self.rbac_changed(editor.team_id).await?;
+        // A session in a team the user left is over (it could never be refreshed again).
+        for sid in self.repo.team_sessions(member, editor.team_id).await? {
+            self.revoke_session(sid, "removed_from_team", &[]).await?;
+        }
         let details = serde_json::json!({ "role": target.role_name });
         self.audit_team(
             "member_removed",

@@ -19,6 +19,7 @@ mod outbox;
 mod postmark;
 
 mod refresh;
+mod session_core;
 mod sessions;
 mod teams;
 mod tokens;

@@ -2,6 +2,8 @@
 //! CSRF needed) or the access cookie — and for a cookie on an unsafe method it checks the
 //! signed, session-bound CSRF token, so no handler can forget it.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
@@ -12,6 +14,9 @@ use crate::domain::claims::AccessClaims;
 use crate::domain::time::now_ms;
 use crate::http::AppState;
 use crate::http::cookies::{ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE};
+use crate::service::ports::SessionRecord;
+use crate::service::rbac::TeamAccess;
+use crate::service::session::Authenticated;
 use crate::service::{Auth, Error};
 
 /// The credentials a request carries, before any verification.
@@ -75,9 +80,13 @@ pub fn csrf_ok(auth: &Auth, credentials: &Credentials, sid: SessionId) -> bool {
     }
 }
 
-/// An authenticated, unrevoked session (CSRF-checked when cookie-authenticated and unsafe).
+/// An access token bound to a live session of its subject, in a team the subject still
+/// belongs to (CSRF-checked when cookie-authenticated and unsafe).
 pub struct AuthSession {
     pub claims: AccessClaims,
+    pub session: Arc<SessionRecord>,
+    /// The subject's current access in the token's team.
+    pub access: Arc<TeamAccess>,
     pub credentials: Credentials,
 }
 
@@ -90,7 +99,11 @@ impl FromRequestParts<AppState> for AuthSession {
     ) -> Result<Self, Self::Rejection> {
         let credentials = Credentials::from_parts(parts);
         let (token, via_cookie) = credentials.access_token().ok_or(Error::NotAuthenticated)?;
-        let claims = state.auth.authenticate(token).await?;
+        let Authenticated {
+            claims,
+            session,
+            access,
+        } = state.auth.authenticate(token).await?;
         if via_cookie
             && credentials.unsafe_method
             && !csrf_ok(&state.auth, &credentials, claims.sid)
@@ -99,6 +112,8 @@ impl FromRequestParts<AppState> for AuthSession {
         }
         Ok(AuthSession {
             claims,
+            session,
+            access,
             credentials,
         })
     }

@@ -49,7 +49,7 @@ permissions!(
 
 pub struct TeamGuard<R: Requirement = AnyMember> {
     pub session: AuthSession,
-    pub access: TeamAccess,
+    pub access: std::sync::Arc<TeamAccess>,
     _requirement: PhantomData<R>,
 }
 

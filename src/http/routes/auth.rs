@@ -163,7 +163,10 @@ pub async fn session_exchange(
 }
 
 pub async fn me(State(s): State<AppState>, session: AuthSession) -> Result<Json<Value>> {
-    let p = s.auth.profile(&session.claims).await?;
+    let p = s
+        .auth
+        .profile(&session.claims, &session.session, &session.access)
+        .await?;
     Ok(Json(json!({
         "user": {
             "id": p.user.id,
@@ -177,7 +180,7 @@ pub async fn me(State(s): State<AppState>, session: AuthSession) -> Result<Json<
         "session": {
             "id": p.session.id,
             "created_at": rfc3339(p.session.created_at),
-            "last_seen_at": rfc3339(p.session.last_seen_at),
+            "last_seen_at": rfc3339(p.last_seen_at),
             "expires_at": rfc3339(p.session.expires_at),
             "ip_address": p.session.ip_address,
             "user_agent": p.session.user_agent,
@@ -220,7 +223,7 @@ pub async fn logout(
             .authenticate(token)
             .await
             .ok()
-            .map(|c| (c, via_cookie)),
+            .map(|a| (a.claims, via_cookie)),
         None => None,
     };
     let refresh = credentials

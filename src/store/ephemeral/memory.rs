@@ -13,7 +13,7 @@ use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::service::ports::{EphemeralStore, StoreError, StoreResult};
+use crate::service::ports::{BusEvent, EphemeralStore, StoreError, StoreResult};
 
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 const BUS_CAPACITY: usize = 1024;
@@ -23,8 +23,12 @@ struct Entry {
     expires_at: Instant,
 }
 
+/// Bounded sets (`acquire_slots`): key → member → held until.
+type Slots = HashMap<String, HashMap<String, Instant>>;
+
 pub struct MemoryStore {
     entries: Mutex<HashMap<String, Entry>>,
+    slots: Mutex<Slots>,
     max_keys: usize,
     bus: broadcast::Sender<(String, String)>,
 }
@@ -35,6 +39,7 @@ impl MemoryStore {
         let (bus, _) = broadcast::channel(BUS_CAPACITY);
         let store = Arc::new(Self {
             entries: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
             max_keys,
             bus,
         });
@@ -60,6 +65,11 @@ impl MemoryStore {
     fn sweep(&self) {
         let now = Instant::now();
         self.lock().retain(|_, e| e.expires_at > now);
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.retain(|_, set| {
+            set.retain(|_, until| *until > now);
+            !set.is_empty()
+        });
     }
 
     /// A live value, dropping it if expired.
@@ -187,19 +197,74 @@ impl EphemeralStore for MemoryStore {
         Ok(Self::live(&mut map, key, now).map(|e| e.expires_at.saturating_duration_since(now)))
     }
 
-    async fn publish(&self, channel: &str, message: &str) -> StoreResult<()> {
-        // No subscribers is not an error: pub/sub is a hint.
-        let _ = self.bus.send((channel.to_owned(), message.to_owned()));
-        Ok(())
+    async fn publish(&self, channel: &str, message: &str) -> StoreResult<usize> {
+        // No listener is not an error: pub/sub is a hint.
+        Ok(self
+            .bus
+            .send((channel.to_owned(), message.to_owned()))
+            .unwrap_or(0))
     }
 
-    async fn subscribe(&self, channel: &str) -> StoreResult<BoxStream<'static, String>> {
-        let channel = channel.to_owned();
-        let stream = BroadcastStream::new(self.bus.subscribe()).filter_map(move |msg| {
-            let channel = channel.clone();
-            async move { msg.ok().filter(|(c, _)| *c == channel).map(|(_, m)| m) }
+    fn listen(&self, prefix: &str) -> BoxStream<'static, BusEvent> {
+        let prefix = prefix.to_owned();
+        let messages = BroadcastStream::new(self.bus.subscribe()).filter_map(move |msg| {
+            let prefix = prefix.clone();
+            async move {
+                match msg {
+                    Ok((channel, payload)) => channel
+                        .starts_with(&prefix)
+                        .then_some(vec![BusEvent::Message { channel, payload }]),
+                    // A listener that fell behind lost messages: say so, then go on.
+                    Err(_lagged) => Some(vec![BusEvent::Down, BusEvent::Up]),
+                }
+            }
         });
-        Ok(stream.boxed())
+        futures::stream::once(async { BusEvent::Up })
+            .chain(messages.flat_map(futures::stream::iter))
+            .boxed()
+    }
+
+    async fn acquire_slots(
+        &self,
+        sets: &[(String, usize)],
+        member: &str,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        for (key, _) in sets {
+            if let Some(set) = slots.get_mut(key) {
+                set.retain(|_, until| *until > now);
+            }
+        }
+        let full = sets.iter().any(|(key, limit)| {
+            slots
+                .get(key)
+                .is_some_and(|set| !set.contains_key(member) && set.len() >= *limit)
+        });
+        if full {
+            return Ok(false);
+        }
+        for (key, _) in sets {
+            slots
+                .entry(key.clone())
+                .or_default()
+                .insert(member.to_owned(), now + ttl);
+        }
+        Ok(true)
+    }
+
+    async fn release_slots(&self, sets: &[String], member: &str) -> StoreResult<()> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        for key in sets {
+            if let Some(set) = slots.get_mut(key) {
+                set.remove(member);
+                if set.is_empty() {
+                    slots.remove(key);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {

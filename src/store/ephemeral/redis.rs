@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::domain::time::now_ms;
-use crate::service::ports::{EphemeralStore, StoreError, StoreResult};
+use crate::service::ports::{BusEvent, EphemeralStore, StoreError, StoreResult};
 
 /// KEYS[1] = key, ARGV[1] = expected, ARGV[2] = new value, ARGV[3] = TTL in ms.
 const COMPARE_AND_SWAP: &str = r"
@@ -39,7 +39,26 @@ if left < 0 then
 end
 return {n, left}";
 
+/// KEYS = bounded sets (sorted sets: member → held until, ms); ARGV[1] = member, ARGV[2] = now
+/// (ms), ARGV[3] = TTL (ms), ARGV[4..] = each set's limit. 1 when a place was taken in all.
+const ACQUIRE_SLOTS: &str = r"
+local now = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if not redis.call('ZSCORE', key, ARGV[1]) and redis.call('ZCARD', key) >= tonumber(ARGV[3 + i]) then
+    return 0
+  end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + ttl, ARGV[1])
+  redis.call('PEXPIRE', key, ttl)
+end
+return 1";
+
 const SUBSCRIBE_RETRY: Duration = Duration::from_secs(1);
+/// How often a listener's subscription connection is pinged.
+const LISTEN_PING_EVERY: Duration = Duration::from_secs(2);
 const UNAVAILABLE_LOG_INTERVAL_MS: i64 = 5_000;
 
 pub struct RedisStore {
@@ -49,6 +68,7 @@ pub struct RedisStore {
     timeout: Duration,
     cas: Script,
     incr: Script,
+    slots_acquire: Script,
     last_unavailable_log: AtomicI64,
 }
 
@@ -69,6 +89,7 @@ impl RedisStore {
             timeout,
             cas: Script::new(COMPARE_AND_SWAP),
             incr: Script::new(INCREMENT_WITH_EXPIRY),
+            slots_acquire: Script::new(ACQUIRE_SLOTS),
             last_unavailable_log: AtomicI64::new(0),
         })
     }
@@ -220,57 +241,97 @@ impl EphemeralStore for RedisStore {
         Ok((left > 0).then(|| Duration::from_millis(left as u64)))
     }
 
-    async fn publish(&self, channel: &str, message: &str) -> StoreResult<()> {
+    async fn publish(&self, channel: &str, message: &str) -> StoreResult<usize> {
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.key(channel)).arg(message);
-        self.query::<i64>(cmd).await.map(|_| ())
+        let receivers: i64 = self.query(cmd).await?;
+        Ok(usize::try_from(receivers).unwrap_or(0))
     }
 
-    /// A background task holds a subscription connection and re-subscribes after any drop;
-    /// messages published while it reconnects are lost (pub/sub is only a hint). Returns once
-    /// the first subscription is in place, so nothing published afterwards is missed.
-    async fn subscribe(&self, channel: &str) -> StoreResult<BoxStream<'static, String>> {
-        let (tx, rx) = mpsc::channel::<String>(64);
-        let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel::<()>();
+    /// One task holds one subscription connection (PSUBSCRIBE `<prefix>*`) for the caller, and
+    /// pings it: a connection that stops answering is dropped, reported `Down`, and replaced.
+    fn listen(&self, prefix: &str) -> BoxStream<'static, BusEvent> {
+        let (tx, rx) = mpsc::channel::<BusEvent>(1024);
         let client = self.client.clone();
-        let channel = self.key(channel);
+        let pattern = format!("{}*", self.key(prefix));
+        let key_prefix = self.prefix.clone();
         let timeout = self.timeout;
         tokio::spawn(async move {
-            let mut subscribed_tx = Some(subscribed_tx);
             while !tx.is_closed() {
                 let connected = tokio::time::timeout(timeout, async {
                     let mut pubsub = client.get_async_pubsub().await?;
-                    pubsub.subscribe(&channel).await?;
+                    pubsub.psubscribe(&pattern).await?;
                     Ok::<_, RedisError>(pubsub)
                 })
                 .await;
                 if let Ok(Ok(pubsub)) = connected {
-                    if let Some(ready) = subscribed_tx.take() {
-                        let _ = ready.send(());
+                    if tx.send(BusEvent::Up).await.is_err() {
+                        return;
                     }
-                    let mut messages = pubsub.into_on_message();
+                    let (mut sink, mut messages) = pubsub.split();
+                    let mut ping = tokio::time::interval(LISTEN_PING_EVERY);
+                    ping.tick().await;
                     loop {
                         tokio::select! {
                             msg = messages.next() => match msg {
                                 Some(msg) => {
+                                    let channel = msg.get_channel_name();
+                                    let channel = channel.strip_prefix(&key_prefix).unwrap_or(channel).to_owned();
                                     if let Ok(payload) = msg.get_payload::<String>()
-                                        && tx.send(payload).await.is_err() {
+                                        && tx.send(BusEvent::Message { channel, payload }).await.is_err() {
                                         return;
                                     }
                                 }
                                 None => break,
                             },
+                            _ = ping.tick() => {
+                                let answered = tokio::time::timeout(timeout, sink.ping::<String>()).await;
+                                if !matches!(answered, Ok(Ok(_))) {
+                                    break;
+                                }
+                            }
                             () = tx.closed() => return,
                         }
+                    }
+                    if tx.send(BusEvent::Down).await.is_err() {
+                        return;
                     }
                 }
                 tokio::time::sleep(SUBSCRIBE_RETRY).await;
             }
         });
-        match tokio::time::timeout(self.timeout * 2, subscribed_rx).await {
-            Ok(Ok(())) => Ok(ReceiverStream::new(rx).boxed()),
-            _ => Err(self.unavailable("cannot subscribe".to_owned(), false)),
+        ReceiverStream::new(rx).boxed()
+    }
+
+    async fn acquire_slots(
+        &self,
+        sets: &[(String, usize)],
+        member: &str,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.slots_acquire.prepare_invoke();
+        for (key, _) in sets {
+            invocation.key(self.key(key));
         }
+        invocation.arg(member).arg(now_ms()).arg(px(ttl));
+        for (_, limit) in sets {
+            invocation.arg(*limit);
+        }
+        let taken: i64 = self
+            .bounded(async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(taken == 1)
+    }
+
+    async fn release_slots(&self, sets: &[String], member: &str) -> StoreResult<()> {
+        let mut pipe = redis::pipe();
+        for key in sets {
+            pipe.cmd("ZREM").arg(self.key(key)).arg(member).ignore();
+        }
+        let mut conn = self.conn.clone();
+        self.bounded(async move { pipe.query_async::<()>(&mut conn).await })
+            .await
     }
 
     async fn scan(

@@ -56,6 +56,9 @@ impl SqlStore {
                 let pool = PgPoolOptions::new()
                     .max_connections(config.db_max_connections)
                     .acquire_timeout(config.db_acquire_timeout)
+                    // One round trip per statement: no ping before each use. A dead
+                    // connection fails its statement (503) and is replaced.
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?;
                 Db::Postgres(pool)
@@ -82,6 +85,7 @@ async fn connect_sqlite(path: &Path) -> anyhow::Result<SqlitePool> {
         .foreign_keys(true);
     Ok(SqlitePoolOptions::new()
         .max_connections(8)
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await?)

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::{SqlStore, db_err, on_db};
 use crate::domain::time::Millis;
 use crate::domain::{SessionId, TeamId, UserId};
-use crate::service::ports::{NewSession, SessionRecord, SessionRepo, StoreResult};
+use crate::service::ports::{NewSession, RefreshRotation, SessionRecord, SessionRepo, StoreResult};
 
 type SessionRow = (
     i64,
@@ -19,6 +19,9 @@ type SessionRow = (
     i64,
     i64,
     Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
 );
 
 fn session(row: SessionRow) -> SessionRecord {
@@ -34,6 +37,9 @@ fn session(row: SessionRow) -> SessionRecord {
         last_seen_at,
         expires_at,
         revoked_at,
+        previous_refresh_jti,
+        rotated_at,
+        next_access_jti,
     ) = row;
     SessionRecord {
         id,
@@ -47,12 +53,20 @@ fn session(row: SessionRow) -> SessionRecord {
         last_seen_at,
         expires_at,
         revoked_at,
+        previous_refresh_jti,
+        rotated_at,
+        next_access_jti,
     }
 }
 
-const SESSION_COLUMNS: &str =
-    "id, user_id, team_id, refresh_token_jti, refresh_generation, ip_address, user_agent,
-    created_at, last_seen_at, expires_at, revoked_at";
+/// The columns of `SessionRow`, in its order.
+macro_rules! session_columns {
+    () => {
+        "id, user_id, team_id, refresh_token_jti, refresh_generation, ip_address, user_agent,
+        created_at, last_seen_at, expires_at, revoked_at, previous_refresh_jti, rotated_at,
+        next_access_jti"
+    };
+}
 
 #[async_trait]
 impl SessionRepo for SqlStore {
@@ -76,8 +90,11 @@ impl SessionRepo for SqlStore {
     }
 
     async fn session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>> {
-        const SQL: &str = "SELECT id, user_id, team_id, refresh_token_jti, refresh_generation, ip_address, user_agent,
-            created_at, last_seen_at, expires_at, revoked_at FROM active_sessions WHERE id = $1";
+        const SQL: &str = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM active_sessions WHERE id = $1"
+        );
         let row: Option<SessionRow> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
             .bind(id)
             .fetch_optional(pool)
@@ -86,25 +103,28 @@ impl SessionRepo for SqlStore {
         Ok(row.map(session))
     }
 
-    async fn rotate_session(
-        &self,
-        id: SessionId,
-        new_jti: &str,
-        generation: i64,
-        now: Millis,
-    ) -> StoreResult<bool> {
-        const SQL: &str = "UPDATE active_sessions SET refresh_token_jti = $1, refresh_generation = $2, last_seen_at = $3
-            WHERE id = $4 AND revoked_at IS NULL AND refresh_generation < $2";
-        let done = on_db!(&self.db, |pool| sqlx::query(SQL)
-            .bind(new_jti)
-            .bind(generation)
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))
+    async fn rotate_refresh(&self, r: &RefreshRotation<'_>) -> StoreResult<Option<SessionRecord>> {
+        // One statement: the compare (current jti, live, unexpired, not idle) and the swap.
+        const SQL: &str = concat!(
+            "UPDATE active_sessions SET previous_refresh_jti = refresh_token_jti,
+                refresh_token_jti = $1, next_access_jti = $2, rotated_at = $3, last_seen_at = $3,
+                refresh_generation = refresh_generation + 1
+            WHERE id = $4 AND refresh_token_jti = $5 AND revoked_at IS NULL
+                AND expires_at > $3 AND last_seen_at > $6
+            RETURNING ",
+            session_columns!()
+        );
+        let row: Option<SessionRow> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(r.next_jti)
+            .bind(r.next_access_jti)
+            .bind(r.now)
+            .bind(r.session_id)
+            .bind(r.current_jti)
+            .bind(r.active_since)
+            .fetch_optional(pool)
+            .await)
         .map_err(db_err)?;
-        Ok(done == 1)
+        Ok(row.map(session))
     }
 
     async fn set_session_team(&self, id: SessionId, team_id: TeamId) -> StoreResult<()> {
@@ -138,11 +158,16 @@ impl SessionRepo for SqlStore {
         now: Millis,
         idle_since: Millis,
     ) -> StoreResult<Vec<SessionRecord>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM active_sessions
-             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3 ORDER BY id"
-        ));
-        let rows: Vec<SessionRow> = on_db!(&self.db, |pool| sqlx::query_as(sql)
+        const SQL: &str = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM active_sessions s
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3
+               AND EXISTS (SELECT 1 FROM team_members tm
+                           WHERE tm.user_id = s.user_id AND tm.team_id = s.team_id)
+             ORDER BY id"
+        );
+        let rows: Vec<SessionRow> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
             .bind(user_id)
             .bind(now)
             .bind(idle_since)
@@ -167,15 +192,15 @@ impl SessionRepo for SqlStore {
         .map_err(db_err)
     }
 
-    async fn revoked_unexpired_sessions(
-        &self,
-        now: Millis,
-    ) -> StoreResult<Vec<(SessionId, Millis)>> {
-        const SQL: &str = "SELECT id, expires_at FROM active_sessions WHERE revoked_at IS NOT NULL AND expires_at > $1 ORDER BY id";
-        on_db!(&self.db, |pool| sqlx::query_as(SQL)
-            .bind(now)
+    async fn team_sessions(&self, user_id: UserId, team_id: TeamId) -> StoreResult<Vec<SessionId>> {
+        const SQL: &str = "SELECT id FROM active_sessions
+            WHERE user_id = $1 AND team_id = $2 AND revoked_at IS NULL ORDER BY id";
+        let rows: Vec<(i64,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(user_id)
+            .bind(team_id)
             .fetch_all(pool)
             .await)
-        .map_err(db_err)
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 }
