@@ -1,5 +1,6 @@
 //! Administration of accounts: soft delete and restore.
 
+use super::cache::Fact;
 use super::{Auth, ClientInfo, Error, Result};
 use crate::domain::UserId;
 use crate::domain::email::Email;
@@ -22,6 +23,7 @@ impl Auth {
         if !self.repo.set_user_deleted(user_id, Some(now_ms())).await? {
             return Err(Error::UserNotFound);
         }
+        self.facts_changed(&[Fact::User(user_id)]).await?;
         let ended = self.end_all_sessions(user_id, None, "user_deleted").await?;
         for team in self.repo.memberships(user_id).await? {
             self.rbac_changed(team.team_id).await?;
@@ -41,6 +43,7 @@ impl Auth {
         if !self.repo.set_user_deleted(user_id, None).await? {
             return Err(Error::UserNotFound);
         }
+        self.facts_changed(&[Fact::User(user_id)]).await?;
         for team in self.repo.memberships(user_id).await? {
             self.rbac_changed(team.team_id).await?;
         }

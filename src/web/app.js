@@ -136,7 +136,17 @@ function listen() {
   });
   events.addEventListener('session_revoked', () => loadAccount());
   events.addEventListener('session_created', () => loadSessions());
-  events.onerror = () => { /* the browser reconnects by itself */ };
+  // The server ends the stream when the access token expires (and the browser's own retry
+  // would carry the expired cookie): refresh through an ordinary call, then listen again.
+  events.onerror = () => {
+    if (events) events.close();
+    events = null;
+    setTimeout(async () => {
+      const r = await call('GET', '/auth/me');
+      if (r.ok) listen();
+      else loadAccount();
+    }, 1000);
+  };
 }
 
 async function signOut(everywhere) {

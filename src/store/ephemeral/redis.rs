@@ -143,6 +143,7 @@ impl RedisStore {
         &self,
         fut: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> StoreResult<T> {
+        metrics::counter!("redis_round_trips_total").increment(1);
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.map_err(e)),

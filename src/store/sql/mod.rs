@@ -30,14 +30,16 @@ pub enum Db {
     Sqlite(SqlitePool),
 }
 
-/// Runs the same body against the configured pool.
+/// Runs the same body against the configured pool, counting it (`sql_calls_total`: one per
+/// statement, or per transaction, sent to the database).
 macro_rules! on_db {
-    ($db:expr, |$pool:ident| $body:expr) => {
+    ($db:expr, |$pool:ident| $body:expr) => {{
+        ::metrics::counter!("sql_calls_total").increment(1);
         match $db {
             $crate::store::sql::Db::Postgres($pool) => $body,
             $crate::store::sql::Db::Sqlite($pool) => $body,
         }
-    };
+    }};
 }
 pub(crate) use on_db;
 
