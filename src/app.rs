@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -36,10 +35,19 @@ pub struct Application {
 pub fn ephemeral_store(config: &Config) -> anyhow::Result<(Arc<dyn EphemeralStore>, &'static str)> {
     Ok(match &config.ephemeral {
         EphemeralBackend::Memory { max_keys } => (MemoryStore::start(*max_keys), "memory"),
-        EphemeralBackend::Redis { url, key_prefix } => (
+        EphemeralBackend::Redis {
+            shape,
+            key_prefix,
+            ca_cert,
+        } => (
             Arc::new(
-                RedisStore::connect(url.expose_secret(), key_prefix, config.redis_timeout)
-                    .context("REDIS_URL")?,
+                RedisStore::connect_shape(
+                    shape,
+                    ca_cert.as_deref(),
+                    key_prefix,
+                    config.redis_timeout,
+                )
+                .context("Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES)")?,
             ),
             "redis",
         ),

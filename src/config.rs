@@ -51,9 +51,27 @@ pub enum EphemeralBackend {
         max_keys: usize,
     },
     Redis {
-        url: SecretString,
+        shape: RedisShape,
         key_prefix: String,
+        /// PEM CA bundle for `rediss://` with a private CA (`REDIS_CA_CERT`).
+        ca_cert: Option<PathBuf>,
     },
+}
+
+/// The Redis deployment (SPEC §12): exactly one of `REDIS_URL`, `REDIS_SENTINELS`,
+/// `REDIS_CLUSTER_NODES`.
+#[derive(Debug, Clone)]
+pub enum RedisShape {
+    /// `redis://` or `rediss://` (TLS).
+    Standalone { url: SecretString },
+    /// Sentinels (`redis://h:26379,…`) watching the master named `master`.
+    Sentinel {
+        sentinels: Vec<SecretString>,
+        master: String,
+        sentinel_password: Option<SecretString>,
+    },
+    /// Seed nodes of a Redis Cluster.
+    Cluster { nodes: Vec<SecretString> },
 }
 
 #[derive(Debug, Clone)]
@@ -244,21 +262,25 @@ impl Config {
         };
         let production = matches!(sql, SqlBackend::Postgres { .. });
 
-        let ephemeral = match env.get("REDIS_URL") {
-            Some(url) => {
-                let parsed = Url::parse(url).map_err(|e| err("REDIS_URL", e.to_string()))?;
-                if !matches!(parsed.scheme(), "redis" | "rediss") {
-                    return Err(err("REDIS_URL", "must start with redis:// or rediss://"));
-                }
-                EphemeralBackend::Redis {
-                    url: SecretString::from(url.to_owned()),
-                    key_prefix: env.get("REDIS_KEY_PREFIX").unwrap_or("").to_owned(),
-                }
-            }
+        let ephemeral = match redis_shape(env)? {
+            Some(shape) => EphemeralBackend::Redis {
+                shape,
+                key_prefix: env.get("REDIS_KEY_PREFIX").unwrap_or("").to_owned(),
+                ca_cert: match env.get("REDIS_CA_CERT") {
+                    Some(path) => {
+                        let path = PathBuf::from(path);
+                        std::fs::metadata(&path).map_err(|e| {
+                            err("REDIS_CA_CERT", format!("cannot read {}: {e}", path.display()))
+                        })?;
+                        Some(path)
+                    }
+                    None => None,
+                },
+            },
             None if production => {
                 return Err(err(
                     "REDIS_URL",
-                    "is required when DATABASE_URL is PostgreSQL (instances must share one ephemeral store)",
+                    "is required when DATABASE_URL is PostgreSQL (or REDIS_SENTINELS, or REDIS_CLUSTER_NODES: instances must share one ephemeral store)",
                 ));
             }
             None => EphemeralBackend::Memory {
@@ -483,6 +505,62 @@ impl Config {
     }
 }
 
+/// A Redis URL of ours: `redis://` or `rediss://`.
+fn redis_url(var: &'static str, url: &str) -> Result<SecretString, ConfigError> {
+    let parsed = Url::parse(url).map_err(|e| err(var, e.to_string()))?;
+    if !matches!(parsed.scheme(), "redis" | "rediss") || parsed.host_str().is_none() {
+        return Err(err(var, "each address must be redis://host:port or rediss://host:port"));
+    }
+    Ok(SecretString::from(url.to_owned()))
+}
+
+fn redis_url_list(env: &Env, var: &'static str) -> Result<Option<Vec<SecretString>>, ConfigError> {
+    let Some(list) = env.get(var) else {
+        return Ok(None);
+    };
+    let urls = list
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| redis_url(var, u))
+        .collect::<Result<Vec<_>, _>>()?;
+    if urls.is_empty() {
+        return Err(err(var, "lists no address"));
+    }
+    Ok(Some(urls))
+}
+
+/// Exactly one Redis shape, or none (embedded mode).
+fn redis_shape(env: &Env) -> Result<Option<RedisShape>, ConfigError> {
+    let url = env.get("REDIS_URL").map(|u| redis_url("REDIS_URL", u)).transpose()?;
+    let sentinels = redis_url_list(env, "REDIS_SENTINELS")?;
+    let cluster = redis_url_list(env, "REDIS_CLUSTER_NODES")?;
+    let given = [url.is_some(), sentinels.is_some(), cluster.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(err(
+            "REDIS_URL",
+            "set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES",
+        ));
+    }
+    if env.get("REDIS_SENTINEL_MASTER").is_some() && sentinels.is_none() {
+        return Err(err("REDIS_SENTINEL_MASTER", "needs REDIS_SENTINELS"));
+    }
+    Ok(match (url, sentinels, cluster) {
+        (Some(url), _, _) => Some(RedisShape::Standalone { url }),
+        (_, Some(sentinels), _) => Some(RedisShape::Sentinel {
+            sentinels,
+            master: env
+                .get("REDIS_SENTINEL_MASTER")
+                .filter(|m| !m.trim().is_empty())
+                .ok_or_else(|| err("REDIS_SENTINEL_MASTER", "is required with REDIS_SENTINELS"))?
+                .to_owned(),
+            sentinel_password: env.get("REDIS_SENTINEL_PASSWORD").map(|p| SecretString::from(p.to_owned())),
+        }),
+        (_, _, Some(nodes)) => Some(RedisShape::Cluster { nodes }),
+        _ => None,
+    })
+}
+
 /// Embedded mode only: a missing `JWT_SECRET_KEY` is generated once, stored with owner-only
 /// permissions under the data directory, and reused on restart.
 fn load_or_generate_jwt_key(data_dir: &Path) -> Result<SecretBytes, ConfigError> {
@@ -556,6 +634,28 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(e.var, "JWT_SECRET_KEY");
+    }
+
+    #[test]
+    fn exactly_one_redis_shape() {
+        let key = "k".repeat(40);
+        let base = [("DATABASE_URL", "postgres://x/mbpanel"), ("JWT_SECRET_KEY", key.as_str())];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut all: Vec<(&str, &str)> = base.to_vec();
+            all.extend_from_slice(extra);
+            Config::from_env(&env(&all))
+        };
+        let e = with(&[("REDIS_URL", "redis://a:1"), ("REDIS_CLUSTER_NODES", "redis://b:2")])
+            .unwrap_err();
+        assert_eq!(e.var, "REDIS_URL");
+        assert!(e.to_string().contains("REDIS_CLUSTER_NODES"));
+        let e = with(&[("REDIS_SENTINELS", "redis://a:26379")]).unwrap_err();
+        assert_eq!(e.var, "REDIS_SENTINEL_MASTER");
+        let e = with(&[("REDIS_CLUSTER_NODES", "http://a:1")]).unwrap_err();
+        assert_eq!(e.var, "REDIS_CLUSTER_NODES");
+        assert!(with(&[("REDIS_SENTINELS", "redis://a:26379,redis://b:26379"), ("REDIS_SENTINEL_MASTER", "m")]).is_ok());
+        assert!(with(&[("REDIS_CLUSTER_NODES", "redis://a:7000, redis://b:7001")]).is_ok());
+        assert!(with(&[("REDIS_URL", "rediss://a:6380")]).is_ok());
     }
 
     #[test]

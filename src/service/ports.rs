@@ -49,8 +49,6 @@ pub trait EphemeralStore: Send + Sync {
     /// SET key value NX PX ttl; true when the key was absent and is now set.
     async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<bool>;
     async fn get(&self, key: &str) -> StoreResult<Option<String>>;
-    /// MGET: one round trip for several keys.
-    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<String>>>;
     /// GETDEL: atomic take; exactly one caller gets the value.
     async fn take(&self, key: &str) -> StoreResult<Option<String>>;
     async fn delete(&self, key: &str) -> StoreResult<bool>;

@@ -133,15 +133,6 @@ impl EphemeralStore for MemoryStore {
         Ok(Self::live(&mut map, key, Instant::now()).map(|e| e.value.clone()))
     }
 
-    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<String>>> {
-        let mut map = self.lock();
-        let now = Instant::now();
-        Ok(keys
-            .iter()
-            .map(|k| Self::live(&mut map, k, now).map(|e| e.value.clone()))
-            .collect())
-    }
-
     async fn take(&self, key: &str) -> StoreResult<Option<String>> {
         let mut map = self.lock();
         let now = Instant::now();

@@ -6,17 +6,19 @@
 //! or stopped Redis makes requests fail fast (503) instead of hanging, and the service
 //! recovers when Redis returns.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, RedisError, Script};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::redis_shape::{Conn, RedisConnector};
+use crate::config::RedisShape;
 use crate::domain::time::now_ms;
 use crate::service::ports::{BusEvent, EphemeralStore, StoreError, StoreResult};
 
@@ -57,13 +59,15 @@ end
 return 1";
 
 const SUBSCRIBE_RETRY: Duration = Duration::from_secs(1);
+/// How many timeouts a command may spend following a Sentinel failover.
+const FAILOVER_PATIENCE: u32 = 5;
+const FAILOVER_RETRY_DELAY: Duration = Duration::from_millis(200);
 /// How often a listener's subscription connection is pinged.
 const LISTEN_PING_EVERY: Duration = Duration::from_secs(2);
 const UNAVAILABLE_LOG_INTERVAL_MS: i64 = 5_000;
 
 pub struct RedisStore {
-    client: redis::Client,
-    conn: ConnectionManager,
+    connector: Arc<RedisConnector>,
     prefix: String,
     timeout: Duration,
     cas: Script,
@@ -73,18 +77,24 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Connects lazily: the service starts (and answers 503) while Redis is down.
+    /// A standalone Redis at `url` (`redis://` or `rediss://`). Connects lazily: the service
+    /// starts (and answers 503) while Redis is down.
     pub fn connect(url: &str, prefix: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let shape = RedisShape::Standalone {
+            url: secrecy::SecretString::from(url.to_owned()),
+        };
+        Self::connect_shape(&shape, None, prefix, timeout)
+    }
+
+    /// Any of the three shapes of SPEC §12.
+    pub fn connect_shape(
+        shape: &RedisShape,
+        ca_cert: Option<&std::path::Path>,
+        prefix: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
-            client,
-            conn,
+            connector: Arc::new(RedisConnector::new(shape, ca_cert, timeout)?),
             prefix: prefix.to_owned(),
             timeout,
             cas: Script::new(COMPARE_AND_SWAP),
@@ -92,6 +102,10 @@ impl RedisStore {
             slots_acquire: Script::new(ACQUIRE_SLOTS),
             last_unavailable_log: AtomicI64::new(0),
         })
+    }
+
+    pub fn shape_name(&self) -> &'static str {
+        self.connector.shape_name
     }
 
     fn key(&self, key: &str) -> String {
@@ -119,41 +133,68 @@ impl RedisStore {
         }
     }
 
-    fn map_err(&self, e: RedisError) -> StoreError {
-        // A server that is loading, failing over or read-only is unavailable too (503, retried).
-        let transient_server_state = matches!(
-            e.code(),
-            Some("LOADING" | "MASTERDOWN" | "READONLY" | "TRYAGAIN" | "CLUSTERDOWN" | "BUSY")
-        );
-        if e.is_io_error()
-            || e.is_timeout()
-            || e.is_connection_refusal()
-            || e.is_connection_dropped()
-            || e.is_unrecoverable_error()
-            || transient_server_state
-        {
-            let refused = e.is_connection_refusal();
-            self.unavailable(e.to_string(), refused)
-        } else {
-            StoreError::Other(anyhow::anyhow!("redis: {e}"))
+    /// Every Redis error is a dependency that cannot serve right now (503, retried by
+    /// clients): down, loading, read-only, failing over, out of memory, cluster down, MOVED
+    /// past the retries. Never a 500.
+    fn map_err(&self, e: &RedisError) -> StoreError {
+        self.unavailable(e.to_string(), e.is_connection_refusal())
+    }
+
+    /// Runs one operation on the current connection, bounded by the timeout. On a Sentinel
+    /// set, a failure a failover explains is retried on the newly named master for a few
+    /// timeouts, so a failover costs latency, not errors.
+    async fn run<T, F, Fut>(&self, bus: bool, op: F) -> StoreResult<T>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        metrics::counter!("redis_round_trips_total").increment(1);
+        let give_up = tokio::time::Instant::now() + self.timeout * FAILOVER_PATIENCE;
+        loop {
+            let attempt = async {
+                let conn = if bus {
+                    self.connector.bus_commands().await?
+                } else {
+                    self.connector.commands().await?
+                };
+                op(conn).await
+            };
+            let error = match tokio::time::timeout(self.timeout, attempt).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => e,
+                Err(_) => RedisError::from((
+                    redis::ErrorKind::Io,
+                    "no answer in time",
+                    format!("{:?}", self.timeout),
+                )),
+            };
+            self.connector.failed(&error).await;
+            if self.connector.retries_after_failover(&error)
+                && tokio::time::Instant::now() + FAILOVER_RETRY_DELAY < give_up
+            {
+                tokio::time::sleep(FAILOVER_RETRY_DELAY).await;
+                continue;
+            }
+            return Err(self.map_err(&error));
         }
     }
 
-    async fn bounded<T>(
+    /// One operation on a given connection, bounded by the timeout.
+    async fn bounded_on<T>(
         &self,
         fut: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> StoreResult<T> {
         metrics::counter!("redis_round_trips_total").increment(1);
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.map_err(e)),
+            Ok(Err(e)) => Err(self.map_err(&e)),
             Err(_) => Err(self.unavailable(format!("no answer within {:?}", self.timeout), false)),
         }
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: Cmd) -> StoreResult<T> {
-        let mut conn = self.conn.clone();
-        self.bounded(async move { cmd.query_async::<T>(&mut conn).await })
+        let cmd = &cmd;
+        self.run(false, |mut conn| async move { cmd.query_async::<T>(&mut conn).await })
             .await
     }
 }
@@ -186,17 +227,6 @@ impl EphemeralStore for RedisStore {
         self.query(cmd).await
     }
 
-    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<String>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut cmd = redis::cmd("MGET");
-        for k in keys {
-            cmd.arg(self.key(k));
-        }
-        self.query(cmd).await
-    }
-
     async fn take(&self, key: &str) -> StoreResult<Option<String>> {
         let mut cmd = redis::cmd("GETDEL");
         cmd.arg(self.key(key));
@@ -210,11 +240,11 @@ impl EphemeralStore for RedisStore {
     }
 
     async fn increment(&self, key: &str, by: i64, ttl: Duration) -> StoreResult<(i64, Duration)> {
-        let mut conn = self.conn.clone();
         let mut invocation = self.incr.key(self.key(key));
         invocation.arg(by).arg(px(ttl));
+        let invocation = &invocation;
         let (n, left): (i64, i64) = self
-            .bounded(async move { invocation.invoke_async(&mut conn).await })
+            .run(false, |mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
         Ok((n, Duration::from_millis(left.max(0) as u64)))
     }
@@ -226,11 +256,11 @@ impl EphemeralStore for RedisStore {
         new: &str,
         ttl: Duration,
     ) -> StoreResult<bool> {
-        let mut conn = self.conn.clone();
         let mut invocation = self.cas.key(self.key(key));
         invocation.arg(expected).arg(new).arg(px(ttl));
+        let invocation = &invocation;
         let swapped: i64 = self
-            .bounded(async move { invocation.invoke_async(&mut conn).await })
+            .run(false, |mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
         Ok(swapped == 1)
     }
@@ -245,7 +275,10 @@ impl EphemeralStore for RedisStore {
     async fn publish(&self, channel: &str, message: &str) -> StoreResult<usize> {
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.key(channel)).arg(message);
-        let receivers: i64 = self.query(cmd).await?;
+        let cmd = &cmd;
+        let receivers: i64 = self
+            .run(true, |mut conn| async move { cmd.query_async(&mut conn).await })
+            .await?;
         Ok(usize::try_from(receivers).unwrap_or(0))
     }
 
@@ -253,13 +286,14 @@ impl EphemeralStore for RedisStore {
     /// pings it: a connection that stops answering is dropped, reported `Down`, and replaced.
     fn listen(&self, prefix: &str) -> BoxStream<'static, BusEvent> {
         let (tx, rx) = mpsc::channel::<BusEvent>(1024);
-        let client = self.client.clone();
+        let connector = Arc::clone(&self.connector);
         let pattern = format!("{}*", self.key(prefix));
         let key_prefix = self.prefix.clone();
         let timeout = self.timeout;
         tokio::spawn(async move {
             while !tx.is_closed() {
                 let connected = tokio::time::timeout(timeout, async {
+                    let client = connector.bus_client().await?;
                     let mut pubsub = client.get_async_pubsub().await?;
                     pubsub.psubscribe(&pattern).await?;
                     Ok::<_, RedisError>(pubsub)
@@ -297,6 +331,8 @@ impl EphemeralStore for RedisStore {
                     if tx.send(BusEvent::Down).await.is_err() {
                         return;
                     }
+                } else if let Ok(Err(e)) = &connected {
+                    connector.failed(e).await;
                 }
                 tokio::time::sleep(SUBSCRIBE_RETRY).await;
             }
@@ -310,7 +346,6 @@ impl EphemeralStore for RedisStore {
         member: &str,
         ttl: Duration,
     ) -> StoreResult<bool> {
-        let mut conn = self.conn.clone();
         let mut invocation = self.slots_acquire.prepare_invoke();
         for (key, _) in sets {
             invocation.key(self.key(key));
@@ -319,20 +354,21 @@ impl EphemeralStore for RedisStore {
         for (_, limit) in sets {
             invocation.arg(*limit);
         }
+        let invocation = &invocation;
         let taken: i64 = self
-            .bounded(async move { invocation.invoke_async(&mut conn).await })
+            .run(false, |mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
         Ok(taken == 1)
     }
 
     async fn release_slots(&self, sets: &[String], member: &str) -> StoreResult<()> {
-        let mut pipe = redis::pipe();
+        // One command per set (they share a hash tag, but a pipeline is not needed for that).
         for key in sets {
-            pipe.cmd("ZREM").arg(self.key(key)).arg(member).ignore();
+            let mut cmd = redis::cmd("ZREM");
+            cmd.arg(self.key(key)).arg(member);
+            self.query::<i64>(cmd).await?;
         }
-        let mut conn = self.conn.clone();
-        self.bounded(async move { pipe.query_async::<()>(&mut conn).await })
-            .await
+        Ok(())
     }
 
     async fn scan(
@@ -341,39 +377,57 @@ impl EphemeralStore for RedisStore {
         limit: usize,
     ) -> StoreResult<Vec<(String, Option<Duration>)>> {
         let mut found = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let mut cmd = redis::cmd("SCAN");
-            cmd.arg(cursor)
-                .arg("MATCH")
-                .arg(self.key(pattern))
-                .arg("COUNT")
-                .arg(1000);
-            let (next, keys): (u64, Vec<String>) = self.query(cmd).await?;
-            for key in keys {
-                let mut ttl = redis::cmd("PTTL");
-                ttl.arg(&key);
-                let left: i64 = self.query(ttl).await?;
-                if left == -2 {
-                    continue; // gone meanwhile
+        // SCAN walks one node: in a cluster, walk every master.
+        let masters = self.connector.masters().await.map_err(|e| self.map_err(&e))?;
+        for master in masters {
+            let mut cursor: u64 = 0;
+            loop {
+                let mut cmd = redis::cmd("SCAN");
+                cmd.arg(cursor)
+                    .arg("MATCH")
+                    .arg(self.key(pattern))
+                    .arg("COUNT")
+                    .arg(1000);
+                let mut conn = master.clone();
+                let (next, keys): (u64, Vec<String>) = self
+                    .bounded_on(async move { cmd.query_async(&mut conn).await })
+                    .await?;
+                for key in keys {
+                    let mut ttl = redis::cmd("PTTL");
+                    ttl.arg(&key);
+                    let left: i64 = self.query(ttl).await?;
+                    if left == -2 {
+                        continue; // gone meanwhile
+                    }
+                    let name = key.strip_prefix(&self.prefix).unwrap_or(&key).to_owned();
+                    found.push((
+                        name,
+                        (left >= 0).then(|| Duration::from_millis(left as u64)),
+                    ));
+                    if found.len() >= limit {
+                        return Ok(found);
+                    }
                 }
-                let name = key.strip_prefix(&self.prefix).unwrap_or(&key).to_owned();
-                found.push((
-                    name,
-                    (left >= 0).then(|| Duration::from_millis(left as u64)),
-                ));
-                if found.len() >= limit {
-                    return Ok(found);
+                cursor = next;
+                if cursor == 0 {
+                    break;
                 }
-            }
-            cursor = next;
-            if cursor == 0 {
-                return Ok(found);
             }
         }
+        Ok(found)
     }
 
+    /// A cluster answers only when it can serve every slot (`cluster_state:ok`).
     async fn ping(&self) -> StoreResult<()> {
+        if self.connector.shape_name == "cluster" {
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("INFO");
+            let info: String = self.query(cmd).await?;
+            if !info.contains("cluster_state:ok") {
+                return Err(self.unavailable("the cluster cannot serve every slot".into(), false));
+            }
+            return Ok(());
+        }
         self.query::<String>(redis::cmd("PING")).await.map(|_| ())
     }
 }
