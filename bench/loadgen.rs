@@ -99,10 +99,12 @@ fn after<'a>(text: &'a str, marker: &str, len: Option<usize>) -> &'a str {
     let rest = &text[start..];
     match len {
         Some(n) => &rest[..n],
-        None => rest
-            .split(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '&')
-            .next()
-            .unwrap_or(rest),
+        None => {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        }
     }
 }
 
@@ -214,8 +216,17 @@ impl Session {
     }
 
     fn absorb(&mut self, response: &reqwest::Response) {
-        for value in response.headers().get_all("set-cookie") {
-            let Ok(value) = value.to_str() else { continue };
+        let cookies: Vec<String> = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        self.absorb_set_cookies(&cookies);
+    }
+
+    fn absorb_set_cookies(&mut self, cookies: &[String]) {
+        for value in cookies {
             let pair = value.split(';').next().unwrap_or_default();
             if let Some((name, v)) = pair.split_once('=') {
                 if name == "mbpanel_access" {
@@ -256,7 +267,13 @@ async fn sign_up_and_in(base: &str, mail: &Mutex<Vec<String>>, n: usize) -> Sess
         .send()
         .await
         .expect("verify");
-    assert_eq!(r.status(), 200, "verify email");
+    let status = r.status();
+    assert_eq!(
+        status,
+        200,
+        "verify email: {}",
+        r.text().await.unwrap_or_default()
+    );
     let login: Value = post(
         "/api/v1/auth/login",
         json!({ "email": email, "password": password }),
@@ -392,6 +409,61 @@ struct Outcome {
     latencies_us: Vec<u32>,
 }
 
+/// One keep-alive HTTP/1.1 connection driven by hyper's low-level client: cheap per request,
+/// so the load generator takes as little of the shared CPU as it can.
+struct Connection {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    host: String,
+}
+
+impl Connection {
+    async fn open(base: &str) -> Connection {
+        let host = base.trim_start_matches("http://").to_owned();
+        let stream = tokio::net::TcpStream::connect(&host)
+            .await
+            .expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(conn);
+        Connection { sender, host }
+    }
+
+    /// Sends one request; its status and Set-Cookie headers (the body is read and dropped).
+    async fn send(
+        &mut self,
+        method: hyper::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Option<(u16, Vec<String>)> {
+        use http_body_util::BodyExt;
+        self.sender.ready().await.ok()?;
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = self
+            .sender
+            .send_request(request.body(http_body_util::Empty::new()).ok()?)
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        let cookies = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        response.into_body().collect().await.ok()?;
+        Some((status, cookies))
+    }
+}
+
 async fn drive(
     base: &str,
     call: Call,
@@ -404,54 +476,54 @@ async fn drive(
     for mut session in sessions {
         let base = base.to_owned();
         workers.push(tokio::spawn(async move {
-            let http = reqwest::Client::builder()
-                .http1_only()
-                .pool_max_idle_per_host(1)
-                .build()
-                .expect("client");
+            let mut conn = Connection::open(&base).await;
             let mut latencies = Vec::new();
             let mut errors = 0;
             while Instant::now() < deadline {
                 let t = Instant::now();
                 let ok = match call {
-                    Call::Hello => http
-                        .get(format!("{base}/json"))
-                        .send()
+                    Call::Hello => conn
+                        .send(hyper::Method::GET, "/json", &[])
                         .await
-                        .is_ok_and(|r| r.status() == 200),
-                    Call::Me => match http
-                        .get(format!("{base}/api/v1/auth/me"))
-                        .bearer_auth(&session.access)
-                        .send()
+                        .is_some_and(|(status, _)| status == 200),
+                    Call::Me => {
+                        let bearer = format!("Bearer {}", session.access);
+                        conn.send(
+                            hyper::Method::GET,
+                            "/api/v1/auth/me",
+                            &[("authorization", &bearer)],
+                        )
                         .await
-                    {
-                        Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
-                        Err(_) => false,
-                    },
+                        .is_some_and(|(status, _)| status == 200)
+                    }
                     Call::Refresh => {
                         let csrf = session
                             .cookies
                             .get("mbpanel_csrf")
                             .cloned()
                             .unwrap_or_default();
-                        match http
-                            .post(format!("{base}/api/v1/auth/refresh"))
-                            .header("cookie", session.cookie_header())
-                            .header("x-csrf-token", csrf)
-                            .send()
+                        let cookie = session.cookie_header();
+                        match conn
+                            .send(
+                                hyper::Method::POST,
+                                "/api/v1/auth/refresh",
+                                &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+                            )
                             .await
                         {
-                            Ok(r) => {
-                                session.absorb(&r);
-                                r.status() == 200 && r.bytes().await.is_ok()
+                            Some((status, cookies)) => {
+                                session.absorb_set_cookies(&cookies);
+                                status == 200
                             }
-                            Err(_) => false,
+                            None => false,
                         }
                     }
                 };
                 latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
                 if !ok {
                     errors += 1;
+                    // A broken connection is replaced.
+                    conn = Connection::open(&base).await;
                 }
             }
             (latencies, errors, session)

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests and the black-box suite in both modes
-# (embedded: SQLite + in-process store; production: PostgreSQL + Redis).
+# (embedded: SQLite + in-process store; production: PostgreSQL + Redis), then the production
+# half of the black-box suite again against each other Redis shape — TLS with a private CA,
+# Sentinel (1 master, 1 replica, 3 sentinels) and a 3-master Cluster — made of local
+# redis-server processes by scripts/redis-shape.sh (set MBPANEL_REDIS_SHAPES="" to skip them,
+# or to a subset such as "cluster"). Filters given as arguments skip the shape runs.
 #
 # PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379) are started when they
 # are not answering, and installed with apt-get when absent, as are Chromium and chromedriver
@@ -71,6 +75,11 @@ ensure_redis() {
 }
 
 # The web UI test drives a real headless Chromium through chromedriver.
+ensure_redis_tools() {
+  command -v openssl >/dev/null || apt_install openssl
+  command -v python3 >/dev/null || apt_install python3
+}
+
 ensure_browser() {
   if ! command -v chromedriver >/dev/null || [ ! -x /usr/bin/chromium ]; then
     apt_install chromium chromium-driver
@@ -86,7 +95,28 @@ drop_leftover_test_databases() {
 
 ensure_postgres
 ensure_redis
+ensure_redis_tools
 ensure_browser
 drop_leftover_test_databases
 log "PostgreSQL, Redis and Chromium are ready; running cargo test"
-exec cargo test "$@"
+cargo test "$@"
+
+# The shape runs take the same cargo flags but no test-name filter.
+flags=()
+for arg in "$@"; do
+  case "$arg" in
+    --*) flags+=("$arg") ;;
+    *) log "a test filter was given: skipping the Redis shape runs"; exit 0 ;;
+  esac
+done
+for shape in ${MBPANEL_REDIS_SHAPES-tls sentinel cluster}; do
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/mbpanel-redis-$shape.XXXXXX")
+  log "Redis $shape: starting local servers"
+  scripts/redis-shape.sh start "$shape" "$dir" >/dev/null
+  log "Redis $shape: running the production half of the black-box suite"
+  status=0
+  (set -a; . "$dir/env"; set +a; cargo test "${flags[@]}" --test api production) || status=$?
+  scripts/redis-shape.sh stop "$dir"
+  rm -rf "$dir"
+  [ "$status" -eq 0 ] || { log "Redis $shape: tests failed"; exit "$status"; }
+done

@@ -24,6 +24,9 @@ use crate::store::ephemeral::redis::RedisStore;
 use crate::store::sql::SqlStore;
 use crate::virtuozzo::HttpVirtuozzo;
 
+/// How long start-up waits for the instance's pub/sub subscription.
+const BUS_START_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
@@ -175,6 +178,12 @@ impl Application {
         // The instance's one pub/sub subscription: live events and cache coherence. Nothing
         // is rebuilt at start-up: revocation is checked against SQL through the cache.
         tokio::spawn(Arc::clone(&auth).run_bus(stop.clone()));
+        // Listen before serving, so no event published after start-up is missed; a Redis
+        // that is down does not hold the start-up (the bus comes up when Redis does).
+        let bus_deadline = std::time::Instant::now() + BUS_START_WAIT;
+        while !auth.bus_listening() && std::time::Instant::now() < bus_deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         tokio::spawn(sync_revocations(Arc::clone(&auth), stop.clone()));
         tokio::spawn(announce_instance(Arc::clone(&auth), stop.clone()));
         let metrics = crate::telemetry::metrics();

@@ -270,7 +270,10 @@ impl Config {
                     Some(path) => {
                         let path = PathBuf::from(path);
                         std::fs::metadata(&path).map_err(|e| {
-                            err("REDIS_CA_CERT", format!("cannot read {}: {e}", path.display()))
+                            err(
+                                "REDIS_CA_CERT",
+                                format!("cannot read {}: {e}", path.display()),
+                            )
                         })?;
                         Some(path)
                     }
@@ -509,7 +512,10 @@ impl Config {
 fn redis_url(var: &'static str, url: &str) -> Result<SecretString, ConfigError> {
     let parsed = Url::parse(url).map_err(|e| err(var, e.to_string()))?;
     if !matches!(parsed.scheme(), "redis" | "rediss") || parsed.host_str().is_none() {
-        return Err(err(var, "each address must be redis://host:port or rediss://host:port"));
+        return Err(err(
+            var,
+            "each address must be redis://host:port or rediss://host:port",
+        ));
     }
     Ok(SecretString::from(url.to_owned()))
 }
@@ -532,7 +538,10 @@ fn redis_url_list(env: &Env, var: &'static str) -> Result<Option<Vec<SecretStrin
 
 /// Exactly one Redis shape, or none (embedded mode).
 fn redis_shape(env: &Env) -> Result<Option<RedisShape>, ConfigError> {
-    let url = env.get("REDIS_URL").map(|u| redis_url("REDIS_URL", u)).transpose()?;
+    let url = env
+        .get("REDIS_URL")
+        .map(|u| redis_url("REDIS_URL", u))
+        .transpose()?;
     let sentinels = redis_url_list(env, "REDIS_SENTINELS")?;
     let cluster = redis_url_list(env, "REDIS_CLUSTER_NODES")?;
     let given = [url.is_some(), sentinels.is_some(), cluster.is_some()];
@@ -554,7 +563,9 @@ fn redis_shape(env: &Env) -> Result<Option<RedisShape>, ConfigError> {
                 .filter(|m| !m.trim().is_empty())
                 .ok_or_else(|| err("REDIS_SENTINEL_MASTER", "is required with REDIS_SENTINELS"))?
                 .to_owned(),
-            sentinel_password: env.get("REDIS_SENTINEL_PASSWORD").map(|p| SecretString::from(p.to_owned())),
+            sentinel_password: env
+                .get("REDIS_SENTINEL_PASSWORD")
+                .map(|p| SecretString::from(p.to_owned())),
         }),
         (_, _, Some(nodes)) => Some(RedisShape::Cluster { nodes }),
         _ => None,
@@ -639,21 +650,33 @@ mod tests {
     #[test]
     fn exactly_one_redis_shape() {
         let key = "k".repeat(40);
-        let base = [("DATABASE_URL", "postgres://x/mbpanel"), ("JWT_SECRET_KEY", key.as_str())];
+        let base = [
+            ("DATABASE_URL", "postgres://x/mbpanel"),
+            ("JWT_SECRET_KEY", key.as_str()),
+        ];
         let with = |extra: &[(&'static str, &'static str)]| {
             let mut all: Vec<(&str, &str)> = base.to_vec();
             all.extend_from_slice(extra);
             Config::from_env(&env(&all))
         };
-        let e = with(&[("REDIS_URL", "redis://a:1"), ("REDIS_CLUSTER_NODES", "redis://b:2")])
-            .unwrap_err();
+        let e = with(&[
+            ("REDIS_URL", "redis://a:1"),
+            ("REDIS_CLUSTER_NODES", "redis://b:2"),
+        ])
+        .unwrap_err();
         assert_eq!(e.var, "REDIS_URL");
         assert!(e.to_string().contains("REDIS_CLUSTER_NODES"));
         let e = with(&[("REDIS_SENTINELS", "redis://a:26379")]).unwrap_err();
         assert_eq!(e.var, "REDIS_SENTINEL_MASTER");
         let e = with(&[("REDIS_CLUSTER_NODES", "http://a:1")]).unwrap_err();
         assert_eq!(e.var, "REDIS_CLUSTER_NODES");
-        assert!(with(&[("REDIS_SENTINELS", "redis://a:26379,redis://b:26379"), ("REDIS_SENTINEL_MASTER", "m")]).is_ok());
+        assert!(
+            with(&[
+                ("REDIS_SENTINELS", "redis://a:26379,redis://b:26379"),
+                ("REDIS_SENTINEL_MASTER", "m")
+            ])
+            .is_ok()
+        );
         assert!(with(&[("REDIS_CLUSTER_NODES", "redis://a:7000, redis://b:7001")]).is_ok());
         assert!(with(&[("REDIS_URL", "rediss://a:6380")]).is_ok());
     }

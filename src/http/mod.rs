@@ -12,7 +12,9 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, header};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -25,6 +27,9 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The request span: method and path only. The query (emailed links carry `?token=`) is never
 /// logged, and the approval token in `/auth/concurrent-login/<token>` is masked.
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return tracing::Span::none();
+    }
     let path = request.uri().path();
     let path = match path.find("/concurrent-login/") {
         Some(i) if !path.ends_with("/email-decision") => {
@@ -36,6 +41,33 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         _ => path.to_owned(),
     };
     tracing::info_span!("request", method = %request.method(), path = %path)
+}
+
+/// Request ids: a random per-process prefix and a counter — unique, cheap (no system call per
+/// request), and not a secret.
+#[derive(Clone)]
+struct RequestIds {
+    prefix: std::sync::Arc<str>,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        let random = crate::service::tokens::random_jti();
+        Self {
+            prefix: random[..12].into(),
+            next: std::sync::Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -69,6 +101,6 @@ pub fn router(state: AppState) -> Router {
             header::COOKIE,
         ]))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(request_id, RequestIds::default()))
         .with_state(state)
 }

@@ -103,6 +103,11 @@ impl Bus {
 }
 
 impl Auth {
+    /// Whether this instance's bus subscription is up.
+    pub fn bus_listening(&self) -> bool {
+        self.bus.listening.load(Ordering::SeqCst)
+    }
+
     /// Runs this instance's listener until `stop`: the cache is trusted only while it is up.
     pub async fn run_bus(self: Arc<Self>, stop: CancelSignal) {
         let mut events = self.store.listen(PREFIX);

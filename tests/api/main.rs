@@ -18,6 +18,7 @@ mod otp;
 mod outbox;
 mod postmark;
 
+mod redis_shapes;
 mod refresh;
 mod session_core;
 mod sessions;

@@ -17,7 +17,7 @@ use crate::helpers::{Mode, TestApp, TestUser};
 /// Production storage on a private Redis with no key prefix: the guide's key names exactly.
 async fn private_storage(redis: &RedisServer) -> Storage {
     let mut storage = Storage::new(Mode::Production).await;
-    storage.redis_url = redis.url();
+    storage.redis = crate::helpers::app::TestRedis::standalone(redis.url());
     storage.redis_prefix = String::new();
     storage
 }

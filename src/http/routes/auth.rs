@@ -4,12 +4,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::response::Response;
 use axum_extra::extract::cookie::CookieJar;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::domain::TeamId;
 use crate::domain::time::rfc3339;
+use crate::domain::{SessionId, TeamId, UserId};
 use crate::http::AppState;
 use crate::http::cookies::DEVICE_COOKIE;
 use crate::http::extract::{ApiJson, AuthSession, Client, Credentials, csrf_ok};
@@ -162,30 +163,71 @@ pub async fn session_exchange(
     Ok((s.cookies.session(jar, &outcome.tokens), Json(body)))
 }
 
-pub async fn me(State(s): State<AppState>, session: AuthSession) -> Result<Json<Value>> {
+/// `GET /auth/me`, serialised straight from the cached facts (the hot path).
+#[derive(Serialize)]
+pub struct MeResponse<'a> {
+    user: MeUser<'a>,
+    team: IdName<'a>,
+    role: IdName<'a>,
+    permissions: &'a [String],
+    session: MeSession<'a>,
+}
+
+#[derive(Serialize)]
+struct MeUser<'a> {
+    id: UserId,
+    email: &'a str,
+    name: &'a str,
+    email_verified_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct IdName<'a> {
+    id: i64,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct MeSession<'a> {
+    id: SessionId,
+    created_at: String,
+    last_seen_at: String,
+    expires_at: String,
+    ip_address: Option<&'a str>,
+    user_agent: Option<&'a str>,
+}
+
+pub async fn me(State(s): State<AppState>, session: AuthSession) -> Result<Response> {
     let p = s
         .auth
         .profile(&session.claims, &session.session, &session.access)
         .await?;
-    Ok(Json(json!({
-        "user": {
-            "id": p.user.id,
-            "email": p.user.email,
-            "name": p.user.name,
-            "email_verified_at": p.user.email_verified_at.map(rfc3339),
+    let body = MeResponse {
+        user: MeUser {
+            id: p.user.id,
+            email: &p.user.email,
+            name: &p.user.name,
+            email_verified_at: p.user.email_verified_at.map(rfc3339),
         },
-        "team": { "id": p.access.team_id, "name": p.access.team_name },
-        "role": { "id": p.access.role_id, "name": p.access.role_name },
-        "permissions": p.access.permissions,
-        "session": {
-            "id": p.session.id,
-            "created_at": rfc3339(p.session.created_at),
-            "last_seen_at": rfc3339(p.last_seen_at),
-            "expires_at": rfc3339(p.session.expires_at),
-            "ip_address": p.session.ip_address,
-            "user_agent": p.session.user_agent,
+        team: IdName {
+            id: p.access.team_id,
+            name: &p.access.team_name,
         },
-    })))
+        role: IdName {
+            id: p.access.role_id,
+            name: &p.access.role_name,
+        },
+        permissions: &p.access.permissions,
+        session: MeSession {
+            id: p.session.id,
+            created_at: rfc3339(p.session.created_at),
+            last_seen_at: rfc3339(p.last_seen_at),
+            expires_at: rfc3339(p.session.expires_at),
+            ip_address: p.session.ip_address.as_deref(),
+            user_agent: p.session.user_agent.as_deref(),
+        },
+    };
+    Ok(Json(body).into_response())
 }
 
 /// Rotates the refresh cookie. Always cookie-authenticated, so always CSRF-checked.

@@ -194,8 +194,10 @@ impl RedisStore {
 
     async fn query<T: FromRedisValue>(&self, cmd: Cmd) -> StoreResult<T> {
         let cmd = &cmd;
-        self.run(false, |mut conn| async move { cmd.query_async::<T>(&mut conn).await })
-            .await
+        self.run(false, |mut conn| async move {
+            cmd.query_async::<T>(&mut conn).await
+        })
+        .await
     }
 }
 
@@ -244,7 +246,9 @@ impl EphemeralStore for RedisStore {
         invocation.arg(by).arg(px(ttl));
         let invocation = &invocation;
         let (n, left): (i64, i64) = self
-            .run(false, |mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .run(false, |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
             .await?;
         Ok((n, Duration::from_millis(left.max(0) as u64)))
     }
@@ -260,7 +264,9 @@ impl EphemeralStore for RedisStore {
         invocation.arg(expected).arg(new).arg(px(ttl));
         let invocation = &invocation;
         let swapped: i64 = self
-            .run(false, |mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .run(false, |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
             .await?;
         Ok(swapped == 1)
     }
@@ -277,7 +283,10 @@ impl EphemeralStore for RedisStore {
         cmd.arg(self.key(channel)).arg(message);
         let cmd = &cmd;
         let receivers: i64 = self
-            .run(true, |mut conn| async move { cmd.query_async(&mut conn).await })
+            .run(
+                true,
+                |mut conn| async move { cmd.query_async(&mut conn).await },
+            )
             .await?;
         Ok(usize::try_from(receivers).unwrap_or(0))
     }
@@ -356,7 +365,9 @@ impl EphemeralStore for RedisStore {
         }
         let invocation = &invocation;
         let taken: i64 = self
-            .run(false, |mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .run(false, |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
             .await?;
         Ok(taken == 1)
     }
@@ -378,7 +389,11 @@ impl EphemeralStore for RedisStore {
     ) -> StoreResult<Vec<(String, Option<Duration>)>> {
         let mut found = Vec::new();
         // SCAN walks one node: in a cluster, walk every master.
-        let masters = self.connector.masters().await.map_err(|e| self.map_err(&e))?;
+        let masters = self
+            .connector
+            .masters()
+            .await
+            .map_err(|e| self.map_err(&e))?;
         for master in masters {
             let mut cursor: u64 = 0;
             loop {

@@ -130,8 +130,7 @@ impl RedisConnector {
         let (kind, shape_name) = match shape {
             RedisShape::Standalone { url } => {
                 let client = client(url.expose_secret(), ca.as_ref())?;
-                let conn =
-                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
+                let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
                 (Kind::Standalone { client, conn }, "standalone")
             }
             RedisShape::Sentinel {
@@ -150,12 +149,8 @@ impl RedisConnector {
                         Ok(url.to_string())
                     })
                     .collect::<anyhow::Result<_>>()?;
-                let sentinel = SentinelClient::build(
-                    urls,
-                    master.clone(),
-                    None,
-                    SentinelServerType::Master,
-                )?;
+                let sentinel =
+                    SentinelClient::build(urls, master.clone(), None, SentinelServerType::Master)?;
                 (
                     Kind::Sentinel {
                         sentinel: Mutex::new(sentinel),
@@ -165,7 +160,8 @@ impl RedisConnector {
                 )
             }
             RedisShape::Cluster { nodes } => {
-                let urls: Vec<String> = nodes.iter().map(|n| n.expose_secret().to_owned()).collect();
+                let urls: Vec<String> =
+                    nodes.iter().map(|n| n.expose_secret().to_owned()).collect();
                 let mut builder = ClusterClient::builder(urls.clone())
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
@@ -235,7 +231,10 @@ impl RedisConnector {
 
     async fn sentinel_master(&self) -> RedisResult<(Client, ConnectionManager)> {
         let Kind::Sentinel { sentinel, master } = &self.kind else {
-            return Err(RedisError::from((redis::ErrorKind::Client, "not a sentinel set")));
+            return Err(RedisError::from((
+                redis::ErrorKind::Client,
+                "not a sentinel set",
+            )));
         };
         if let Some(current) = master.read().await.as_ref() {
             return Ok(current.clone());
@@ -246,14 +245,20 @@ impl RedisConnector {
         }
         let client = sentinel.lock().await.async_get_client().await?;
         let conn = ConnectionManager::new_with_config(client.clone(), self.config.clone()).await?;
-        tracing::info!(event = "redis_master_resolved", "Redis Sentinel named the master");
+        tracing::info!(
+            event = "redis_master_resolved",
+            "Redis Sentinel named the master"
+        );
         *slot = Some((client.clone(), conn.clone()));
         Ok((client, conn))
     }
 
     async fn cluster_bus_node(&self) -> RedisResult<(Client, ConnectionManager)> {
         let Kind::Cluster { seeds, bus, .. } = &self.kind else {
-            return Err(RedisError::from((redis::ErrorKind::Client, "not a cluster")));
+            return Err(RedisError::from((
+                redis::ErrorKind::Client,
+                "not a cluster",
+            )));
         };
         if let Some(current) = bus.read().await.as_ref() {
             return Ok(current.clone());
@@ -299,7 +304,10 @@ impl RedisConnector {
             return Ok(vec![self.commands().await?]);
         };
         let mut any = self.commands().await?;
-        let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut any).await?;
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut any)
+            .await?;
         let scheme = if *tls { "rediss" } else { "redis" };
         let mut masters = Vec::new();
         for line in nodes.lines() {

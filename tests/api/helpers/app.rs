@@ -30,6 +30,107 @@ pub fn test_redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The Redis deployment production-mode tests run against, from `TEST_REDIS_SHAPE` (set by
+/// `scripts/test.sh` from `scripts/redis-shape.sh`): standalone (the default), TLS, Sentinel or
+/// Cluster.
+#[derive(Clone, Debug)]
+pub enum TestRedis {
+    Url {
+        url: String,
+        ca_cert: Option<String>,
+    },
+    Sentinel {
+        sentinels: String,
+        master: String,
+    },
+    Cluster {
+        nodes: String,
+    },
+}
+
+impl TestRedis {
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).unwrap_or_default();
+        match var("TEST_REDIS_SHAPE").as_str() {
+            "sentinel" => TestRedis::Sentinel {
+                sentinels: var("TEST_REDIS_SENTINELS"),
+                master: var("TEST_REDIS_SENTINEL_MASTER"),
+            },
+            "cluster" => TestRedis::Cluster {
+                nodes: var("TEST_REDIS_CLUSTER_NODES"),
+            },
+            _ => TestRedis::Url {
+                url: test_redis_url(),
+                ca_cert: std::env::var("TEST_REDIS_CA_CERT").ok(),
+            },
+        }
+    }
+
+    pub fn standalone(url: String) -> Self {
+        TestRedis::Url { url, ca_cert: None }
+    }
+
+    /// The application's settings for it.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        match self {
+            TestRedis::Url { url, ca_cert } => {
+                let mut s = vec![("REDIS_URL", url.clone())];
+                if let Some(ca) = ca_cert {
+                    s.push(("REDIS_CA_CERT", ca.clone()));
+                }
+                s
+            }
+            TestRedis::Sentinel { sentinels, master } => vec![
+                ("REDIS_SENTINELS", sentinels.clone()),
+                ("REDIS_SENTINEL_MASTER", master.clone()),
+            ],
+            TestRedis::Cluster { nodes } => vec![("REDIS_CLUSTER_NODES", nodes.clone())],
+        }
+    }
+
+    fn shape(&self) -> (mbpanel_auth::config::RedisShape, Option<std::path::PathBuf>) {
+        use mbpanel_auth::config::RedisShape;
+        use secrecy::SecretString;
+        let list = |l: &str| {
+            l.split(',')
+                .map(|u| SecretString::from(u.trim().to_owned()))
+                .collect::<Vec<_>>()
+        };
+        match self {
+            TestRedis::Url { url, ca_cert } => (
+                RedisShape::Standalone {
+                    url: SecretString::from(url.clone()),
+                },
+                ca_cert.as_ref().map(std::path::PathBuf::from),
+            ),
+            TestRedis::Sentinel { sentinels, master } => (
+                RedisShape::Sentinel {
+                    sentinels: list(sentinels),
+                    master: master.clone(),
+                    sentinel_password: None,
+                },
+                None,
+            ),
+            TestRedis::Cluster { nodes } => (RedisShape::Cluster { nodes: list(nodes) }, None),
+        }
+    }
+
+    /// A raw connection for the test itself (in a cluster: routed by key, KEYS and FLUSHALL
+    /// on every master).
+    pub async fn connection(&self) -> mbpanel_auth::store::ephemeral::redis_shape::Conn {
+        let (shape, ca) = self.shape();
+        mbpanel_auth::store::ephemeral::redis_shape::RedisConnector::new(
+            &shape,
+            ca.as_deref(),
+            Duration::from_secs(5),
+        )
+        .unwrap()
+        .commands()
+        .await
+        .unwrap()
+    }
+}
+
 pub fn unique(prefix: &str) -> String {
     let mut b = [0u8; 6];
     getrandom::fill(&mut b).unwrap();
@@ -43,7 +144,7 @@ pub struct Storage {
     pub data_dir: std::path::PathBuf,
     pub pg_database: Option<String>,
     pub redis_prefix: String,
-    pub redis_url: String,
+    pub redis: TestRedis,
     /// When set, the application reaches PostgreSQL through this local port (a `TcpProxy`).
     pub pg_proxy_port: Option<u16>,
 }
@@ -56,7 +157,7 @@ impl Storage {
             data_dir,
             pg_database: None,
             redis_prefix: unique("t") + ":",
-            redis_url: test_redis_url(),
+            redis: TestRedis::from_env(),
             pg_proxy_port: None,
         };
         if mode == Mode::Production {
@@ -154,12 +255,8 @@ impl Storage {
     }
 
     /// A raw Redis connection to this test's key space.
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis_url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+    pub async fn redis(&self) -> mbpanel_auth::store::ephemeral::redis_shape::Conn {
+        self.redis.connection().await
     }
 }
 
@@ -357,7 +454,9 @@ impl TestApp {
         .collect();
         if storage.mode == Mode::Production {
             settings.insert("DATABASE_URL".into(), storage.app_database_url().unwrap());
-            settings.insert("REDIS_URL".into(), storage.redis_url.clone());
+            for (k, v) in storage.redis.settings() {
+                settings.insert(k.into(), v);
+            }
             settings.insert("REDIS_KEY_PREFIX".into(), storage.redis_prefix.clone());
         }
         for (k, v) in overrides {

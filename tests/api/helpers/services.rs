@@ -21,13 +21,20 @@ fn free_port() -> u16 {
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// With extra `redis-server` arguments (e.g. `--maxmemory`).
+    pub async fn start_with(extra: &[&str]) -> Self {
         let mut server = RedisServer {
             port: free_port(),
             child: None,
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
         };
         server.restart().await;
         server
@@ -49,6 +56,7 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -57,7 +65,9 @@ impl RedisServer {
         for _ in 0..100 {
             if let Ok(client) = redis::Client::open(self.url())
                 && let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
+                // INFO answers even where PING does not (a replica refusing stale data).
+                && redis::cmd("INFO")
+                    .arg("server")
                     .query_async::<String>(&mut conn)
                     .await
                     .is_ok()
@@ -139,4 +149,94 @@ impl TcpProxy {
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
+}
+
+/// A Redis deployment of one shape (`tls`, `sentinel`, `cluster`), started by
+/// `scripts/redis-shape.sh` (the same script `scripts/test.sh` uses for whole-suite runs) and
+/// stopped on drop.
+pub struct RedisShapeServers {
+    pub dir: std::path::PathBuf,
+    pub env: std::collections::HashMap<String, String>,
+}
+
+impl RedisShapeServers {
+    pub fn start(shape: &str) -> Self {
+        let dir = std::env::temp_dir().join(super::app::unique("mbpanel-redis-"));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/redis-shape.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .args(["start", shape])
+            .arg(&dir)
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "redis-shape.sh start {shape}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        RedisShapeServers { dir, env }
+    }
+
+    pub fn test_redis(&self) -> super::app::TestRedis {
+        use super::app::TestRedis;
+        let var = |k: &str| self.env.get(k).cloned().unwrap_or_default();
+        match var("TEST_REDIS_SHAPE").as_str() {
+            "sentinel" => TestRedis::Sentinel {
+                sentinels: var("TEST_REDIS_SENTINELS"),
+                master: var("TEST_REDIS_SENTINEL_MASTER"),
+            },
+            "cluster" => TestRedis::Cluster {
+                nodes: var("TEST_REDIS_CLUSTER_NODES"),
+            },
+            _ => TestRedis::Url {
+                url: var("TEST_REDIS_URL"),
+                ca_cert: self.env.get("TEST_REDIS_CA_CERT").cloned(),
+            },
+        }
+    }
+
+    /// Ports of the servers (from their pid files' names), for redis-cli.
+    pub fn ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = std::fs::read_dir(&self.dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        let name = e.file_name().into_string().ok()?;
+                        name.strip_prefix("redis-")?
+                            .strip_suffix(".pid")?
+                            .parse()
+                            .ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ports.sort_unstable();
+        ports
+    }
+}
+
+impl Drop for RedisShapeServers {
+    fn drop(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/redis-shape.sh");
+        let _ = Command::new("bash")
+            .arg(script)
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `redis-cli` and returns its output.
+pub fn redis_cli(args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli on PATH");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
