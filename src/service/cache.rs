@@ -20,12 +20,46 @@ use moka::sync::Cache;
 use super::Result;
 use super::ports::{SessionRecord, UserRecord};
 use super::rbac::TeamAccess;
+use crate::domain::claims::AccessClaims;
 use crate::domain::{SessionId, TeamId, UserId};
 
 const MAX_ENTRIES: u64 = 200_000;
 const SESSION_MAX_AGE: Duration = Duration::from_secs(60);
 const USER_MAX_AGE: Duration = Duration::from_secs(60);
 const ACCESS_MAX_AGE: Duration = Duration::from_secs(30);
+const VERIFIED_TOKEN_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// Access tokens that verified (signature, header, claims), by their exact text: verifying a
+/// token is a pure function of its text and our keys, so a repeat is answered from here —
+/// except for the expiry, which is checked on every use. The session behind it is checked on
+/// every request all the same.
+pub struct VerifiedTokens {
+    tokens: Cache<Box<str>, Arc<AccessClaims>>,
+}
+
+impl Default for VerifiedTokens {
+    fn default() -> Self {
+        Self {
+            tokens: Cache::builder()
+                .max_capacity(MAX_ENTRIES)
+                .time_to_live(VERIFIED_TOKEN_MAX_AGE)
+                .build(),
+        }
+    }
+}
+
+impl VerifiedTokens {
+    /// The claims of a token verified before, if it has not expired since.
+    pub fn get(&self, token: &str, now_seconds: i64) -> Option<Arc<AccessClaims>> {
+        self.tokens
+            .get(token)
+            .filter(|claims| claims.exp > now_seconds)
+    }
+
+    pub fn put(&self, token: &str, claims: Arc<AccessClaims>) {
+        self.tokens.insert(token.into(), claims);
+    }
+}
 
 /// A fact that changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -105,6 +105,8 @@ pub struct Auth {
     pub(crate) outbox_wakeup: Arc<Notify>,
     /// The coherent per-instance cache of sessions, users and access (the hot path's facts).
     pub(crate) cache: cache::FactCache,
+    /// Access tokens already verified (their signature need not be checked again).
+    pub(crate) verified_tokens: cache::VerifiedTokens,
     /// This instance's one pub/sub subscription: live events and cache invalidation.
     pub(crate) bus: bus::Bus,
     pub(crate) vault: vault::CredentialVault,
@@ -142,6 +144,7 @@ impl Auth {
             settings,
             outbox_wakeup,
             cache: cache::FactCache::default(),
+            verified_tokens: cache::VerifiedTokens::default(),
             bus: bus::Bus::default(),
             vault,
             virtuozzo,

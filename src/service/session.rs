@@ -290,10 +290,7 @@ impl Auth {
     /// Verifies an access token (signature, expiry, type) and binds it to a live session of its
     /// subject in a team the subject still belongs to. Anything else is 401.
     pub async fn authenticate(&self, access_token: &str) -> Result<Authenticated> {
-        let claims = self
-            .keys
-            .verify_access(access_token)
-            .map_err(|_| Error::NotAuthenticated)?;
+        let claims = self.verify_access_token(access_token)?;
         let session = self
             .live_session(claims.sid, claims.sub, claims.iat * 1000)
             .await?;
@@ -307,6 +304,19 @@ impl Auth {
             session,
             access,
         })
+    }
+
+    /// Signature, header, type and expiry; a token verified before is not verified again.
+    fn verify_access_token(&self, token: &str) -> Result<AccessClaims> {
+        if let Some(claims) = self.verified_tokens.get(token, now_ms() / 1000) {
+            return Ok(AccessClaims::clone(&claims));
+        }
+        let claims = self
+            .keys
+            .verify_access(token)
+            .map_err(|_| Error::NotAuthenticated)?;
+        self.verified_tokens.put(token, Arc::new(claims.clone()));
+        Ok(claims)
     }
 
     /// Verifies a refresh token's signature, expiry and type (not its state).
