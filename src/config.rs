@@ -82,6 +82,9 @@ pub struct Config {
     pub sql: SqlBackend,
     pub db_max_connections: u32,
     pub db_acquire_timeout: Duration,
+    /// Prepared statements cached per connection; `Some(0)` for a transaction pooler
+    /// (PgBouncer < 1.21): no named statements outlive a transaction. `None`: sqlx's default.
+    pub db_statement_cache_capacity: Option<usize>,
     pub ephemeral: EphemeralBackend,
     pub redis_timeout: Duration,
     pub jwt_secret: SecretBytes,
@@ -218,8 +221,15 @@ impl Config {
             None => SqlBackend::Sqlite {
                 path: data_dir.join("mbpanel.db"),
             },
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Url::parse(url).map_err(|e| err("DATABASE_URL", e.to_string()))?;
+            // libpq's forms, including several hosts for failover: `postgres://a,b/db?…` or
+            // `host=a,b port=… dbname=…`.
+            Some(url)
+                if url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")
+                    || (url.contains('=') && !url.starts_with("sqlite:")) =>
+            {
+                crate::store::sql::postgres::PgTarget::parse(url)
+                    .map_err(|e| err("DATABASE_URL", e))?;
                 SqlBackend::Postgres {
                     url: SecretString::from(url.to_owned()),
                 }
@@ -238,7 +248,7 @@ impl Config {
             Some(_) => {
                 return Err(err(
                     "DATABASE_URL",
-                    "must start with postgres://, postgresql:// or sqlite:",
+                    "must start with postgres://, postgresql:// or sqlite:, or be a libpq keyword string (host=… dbname=…)",
                 ));
             }
         };
@@ -419,6 +429,10 @@ impl Config {
             db_acquire_timeout: Duration::from_millis(
                 env.positive("DATABASE_ACQUIRE_TIMEOUT_MS", 3000)?,
             ),
+            db_statement_cache_capacity: match env.get("DATABASE_STATEMENT_CACHE_CAPACITY") {
+                None => None,
+                Some(_) => Some(env.parse("DATABASE_STATEMENT_CACHE_CAPACITY", 100usize)?),
+            },
             ephemeral,
             redis_timeout: Duration::from_millis(env.positive("REDIS_TIMEOUT_MS", 1000)?),
             jwt_secret,

@@ -9,6 +9,7 @@ mod helpers;
 mod browser;
 mod cli;
 mod concurrent;
+mod deployments_pg;
 mod input;
 mod lifecycle;
 mod login;
