@@ -20,6 +20,7 @@ mod outbox;
 mod postmark;
 
 mod refresh;
+mod retention;
 mod session_core;
 mod sessions;
 mod teams;

@@ -9,6 +9,7 @@ mod events;
 mod invites;
 pub mod migrations;
 pub mod postgres;
+mod retention;
 mod sessions;
 mod teams;
 
