@@ -1,6 +1,6 @@
 //! PostgreSQL beyond one server (SPEC §12): no DDL when the schema is up to date (a read-only
 //! database), libpq multi-host URLs with failover to a promoted standby without a restart,
-//! and PgBouncer in transaction pooling mode.
+//! PgBouncer in transaction pooling mode, and refreshes as HOT updates.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ async fn serve_starts_on_a_read_only_database_with_migrations_applied() {
         .sql_rows("SELECT count(*) FROM schema_migrations")
         .await;
     let applied: i64 = versions[0][0].parse().unwrap();
-    assert!(applied >= 3, "{versions:?}");
+    assert!(applied >= 5, "{versions:?}");
     drop(app);
 
     // Now nobody may write (as on a hot standby): a start that ran any DDL would fail.
@@ -306,4 +306,58 @@ async fn the_flow_works_through_pgbouncer_in_transaction_mode() {
         StatusCode::OK,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_are_hot_updates() {
+    let app = TestApp::spawn(Mode::Production).await;
+    let b = app.signed_in(&app.verified_user().await).await;
+    let stats = async || {
+        let rows = app
+            .storage
+            .sql_rows(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'active_sessions'",
+            )
+            .await;
+        (
+            rows[0][0].parse::<i64>().unwrap(),
+            rows[0][1].parse::<i64>().unwrap(),
+        )
+    };
+    let fillfactor = app
+        .storage
+        .sql_rows("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'active_sessions'")
+        .await;
+    assert_eq!(fillfactor, vec![vec!["fillfactor=80".to_owned()]]);
+    const REFRESHES: i64 = 40;
+    for _ in 0..REFRESHES {
+        expect(b.post_csrf("/api/v1/auth/refresh").await, StatusCode::OK).await;
+    }
+    // Statistics reach pg_stat_user_tables within about ten seconds of the last write.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (upd, hot) = loop {
+        let (upd, hot) = stats().await;
+        if upd >= REFRESHES || Instant::now() > deadline {
+            break (upd, hot);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!(
+        "active_sessions after {REFRESHES} refreshes: n_tup_upd = {upd}, n_tup_hot_upd = {hot}"
+    );
+    assert!(upd >= REFRESHES, "n_tup_upd = {upd}");
+    assert!(hot * 100 >= upd * 95, "HOT {hot} of {upd} updates");
+    // The guide's diagnostic by jti still finds the session.
+    let jti = app
+        .storage
+        .sql_rows("SELECT refresh_token_jti FROM active_sessions")
+        .await[0][0]
+        .clone();
+    let found = app
+        .storage
+        .sql_rows(&format!(
+            "SELECT id FROM active_sessions WHERE refresh_token_jti = '{jti}'"
+        ))
+        .await;
+    assert_eq!(found.len(), 1);
 }
