@@ -57,7 +57,9 @@ async fn serve_starts_on_a_read_only_database_with_migrations_applied() {
         )
         .await;
     let e = expect(r, StatusCode::SERVICE_UNAVAILABLE).await;
-    assert!(e["detail"].is_string() && e["code"].is_string(), "{e}");
+    assert!(e["detail"].is_string(), "{e}");
+    assert_eq!(e["code"], "service_unavailable", "{e}");
+    assert_eq!(e["dependency"], "database", "{e}");
     let still: i64 = storage
         .sql_rows("SELECT count(*) FROM schema_migrations")
         .await[0][0]
