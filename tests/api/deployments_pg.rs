@@ -68,6 +68,48 @@ async fn serve_starts_on_a_read_only_database_with_migrations_applied() {
     assert_eq!(still, applied);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_as_a_role_that_cannot_create_tables() {
+    use sqlx::Connection;
+    let storage = Arc::new(Storage::new(Mode::Production).await);
+    drop(spawn(&storage, &[]).await); // migrated by the owner
+    let role = crate::helpers::app::unique("mbpanel_app_");
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned(),
+    ] {
+        storage.sql(&sql).await;
+    }
+    let mut url = url::Url::parse(&storage.database_url().unwrap()).unwrap();
+    url.set_username(&role).unwrap();
+    // The role really cannot run the start-up's old DDL.
+    let mut conn = sqlx::PgConnection::connect(url.as_str()).await.unwrap();
+    let refused = sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations_probe (version BIGINT PRIMARY KEY)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap_err();
+    assert!(
+        refused.to_string().contains("permission denied"),
+        "{refused}"
+    );
+    drop(conn);
+    let app = spawn(&storage, &[("DATABASE_URL", url.as_str())]).await;
+    let b = app.signed_in(&app.verified_user().await).await;
+    expect(b.me().await, StatusCode::OK).await;
+    expect(b.post_csrf("/api/v1/auth/refresh").await, StatusCode::OK).await;
+    drop(app);
+    if let Ok(mut admin) = sqlx::PgConnection::connect(&storage.database_url().unwrap()).await {
+        let cleanup = format!("DROP OWNED BY {role}; DROP ROLE {role}");
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(cleanup))
+            .execute(&mut admin)
+            .await;
+    }
+}
+
 /// Waits until `f` answers 200, failing on any 500; returns how long it took.
 async fn until_ok<F, Fut>(what: &str, limit: Duration, mut f: F) -> Duration
 where

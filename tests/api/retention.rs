@@ -247,6 +247,56 @@ async fn purges_what_stopped_mattering_and_keeps_the_rest(mode: Mode) {
     );
 }
 
+/// The key of the job's `pg_try_advisory_xact_lock` (`src/store/sql/retention.rs`).
+const RETENTION_LOCK: i64 = 7262838462;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_at_a_time_runs_the_job() {
+    use sqlx::Connection;
+    let app = TestApp::spawn_with(Mode::Production, &[("RETENTION_INTERVAL_SECONDS", "1")]).await;
+    let db = &app.storage;
+    // Another instance holds the run.
+    let mut other = sqlx::PgConnection::connect(&db.database_url().unwrap())
+        .await
+        .unwrap();
+    let mut held = other.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(RETENTION_LOCK)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    db.sql(&format!(
+        "INSERT INTO audit_log (at, event, details) VALUES ({}, 'test_too_old', '{{}}')",
+        now_ms() - 400 * DAY_MS
+    ))
+    .await;
+    let old = "SELECT count(*) FROM audit_log WHERE event = 'test_too_old'";
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        count(db, old).await,
+        1,
+        "purged while another run held the lock"
+    );
+    // The other run ends: the next tick of this instance purges.
+    held.commit().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(db, old).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "not purged after the lock was released"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(*) FROM audit_log WHERE event = 'retention_purged'"
+        )
+        .await,
+        1
+    );
+}
+
 #[test]
 fn retention_and_pool_settings_are_validated() {
     use mbpanel_auth::config::{Config, Env};
