@@ -332,14 +332,13 @@ impl PgHandle {
             settings.statement_cache_capacity = target.statement_cache_capacity;
         }
         let host = if target.is_multi_host() || target.attrs != SessionAttrs::Any {
-            let (host, _) = find_host(&target, 0, &settings).await.map_err(|tried| {
+            find_host(&target, 0, &settings).await.map_err(|tried| {
                 anyhow::anyhow!("no host of DATABASE_URL is usable: {}", tried.join("; "))
-            })?;
-            host
+            })?
         } else {
             0
         };
-        let pool = build_pool(&target, host, &settings)
+        let pool = build_pool(&settings)
             .connect_with(pool_options(&target, host, &settings))
             .await?;
         let handle = Arc::new(Self {
@@ -394,7 +393,7 @@ fn pool_options(target: &PgTarget, host: usize, settings: &PoolSettings) -> PgCo
     options
 }
 
-fn build_pool(_target: &PgTarget, _host: usize, settings: &PoolSettings) -> PgPoolOptions {
+fn build_pool(settings: &PoolSettings) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
@@ -434,13 +433,13 @@ async fn find_host(
     target: &PgTarget,
     start: usize,
     settings: &PoolSettings,
-) -> Result<(usize, ()), Vec<String>> {
+) -> Result<usize, Vec<String>> {
     let n = target.hosts.len();
     let mut tried = Vec::with_capacity(n);
     for i in 0..n {
         let host = (start + i) % n;
         match check_host(target, host, settings).await {
-            Ok(()) => return Ok((host, ())),
+            Ok(()) => return Ok(host),
             Err(why) => tried.push(format!("{}: {why}", target.describe(host))),
         }
     }
@@ -468,9 +467,12 @@ async fn supervise(handle: Weak<PgHandle>, suspect: Arc<Notify>) {
         loop {
             let Some(h) = handle.upgrade() else { return };
             match find_host(&h.target, current, &h.settings).await {
-                Ok((host, ())) => {
-                    let pool = build_pool(&h.target, host, &h.settings)
-                        .connect_lazy_with(pool_options(&h.target, host, &h.settings));
+                Ok(host) => {
+                    let pool = build_pool(&h.settings).connect_lazy_with(pool_options(
+                        &h.target,
+                        host,
+                        &h.settings,
+                    ));
                     let old = std::mem::replace(
                         &mut *h.pool.write().unwrap_or_else(|e| e.into_inner()),
                         pool,
