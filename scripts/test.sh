@@ -8,7 +8,7 @@
 #
 # PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379) are started when they
 # are not answering, and installed with apt-get when absent, as are Chromium and chromedriver
-# (for the web UI test). Extra arguments go to `cargo test`.
+# (for the web UI test) and PgBouncer (for the PostgreSQL deployment tests). Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,6 +86,17 @@ ensure_browser() {
   fi
 }
 
+# The PostgreSQL deployment tests run a private PgBouncer (transaction pooling) and private
+# PostgreSQL clusters (initdb, pg_basebackup; from the postgresql package above).
+ensure_pgbouncer() {
+  if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
+    apt_install pgbouncer
+  fi
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    apt_install postgresql
+  fi
+}
+
 drop_leftover_test_databases() {
   psql "$TEST_DATABASE_ADMIN_URL" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'mbpanel_test_%'" |
     while read -r db; do
@@ -97,8 +108,9 @@ ensure_postgres
 ensure_redis
 ensure_redis_tools
 ensure_browser
+ensure_pgbouncer
 drop_leftover_test_databases
-log "PostgreSQL, Redis and Chromium are ready; running cargo test"
+log "PostgreSQL, Redis, PgBouncer and Chromium are ready; running cargo test"
 cargo test "$@"
 
 # The shape runs take the same cargo flags but no test-name filter.

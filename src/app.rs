@@ -186,6 +186,11 @@ impl Application {
         }
         tokio::spawn(sync_revocations(Arc::clone(&auth), stop.clone()));
         tokio::spawn(announce_instance(Arc::clone(&auth), stop.clone()));
+        tokio::spawn(crate::service::retention::run(
+            Arc::clone(&auth),
+            config.retention.clone(),
+            stop.clone(),
+        ));
         let metrics = crate::telemetry::metrics();
         let upkeep_stop = stop.clone();
         tokio::spawn(async move {

@@ -100,6 +100,10 @@ pub struct Config {
     pub sql: SqlBackend,
     pub db_max_connections: u32,
     pub db_acquire_timeout: Duration,
+    /// Prepared statements cached per connection; `Some(0)` for a transaction pooler
+    /// (PgBouncer < 1.21): no named statements outlive a transaction. `None`: sqlx's default.
+    pub db_statement_cache_capacity: Option<usize>,
+    pub retention: RetentionSettings,
     pub ephemeral: EphemeralBackend,
     pub redis_timeout: Duration,
     pub jwt_secret: SecretBytes,
@@ -133,6 +137,23 @@ pub struct Config {
     pub cookie_domain: Option<String>,
     pub log_level: String,
     pub log_format: LogFormat,
+}
+
+/// The retention job (see `service::retention`): how often it runs and how long what it purges
+/// is kept after it stopped mattering.
+#[derive(Clone, Debug)]
+pub struct RetentionSettings {
+    pub interval: Duration,
+    /// Sessions expired, idle or revoked for longer than this are deleted.
+    pub session_grace: Duration,
+    /// Used or expired verification and reset tokens, and ended invites.
+    pub token_grace: Duration,
+    /// Sent or failed outbox rows (the payload of a sent message is blanked at once).
+    pub outbox_grace: Duration,
+    /// Audit entries older than this are deleted (`AUDIT_RETENTION_DAYS`).
+    pub audit_retention: Duration,
+    /// Rows per statement.
+    pub batch_size: u64,
 }
 
 impl Config {
@@ -236,8 +257,15 @@ impl Config {
             None => SqlBackend::Sqlite {
                 path: data_dir.join("mbpanel.db"),
             },
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Url::parse(url).map_err(|e| err("DATABASE_URL", e.to_string()))?;
+            // libpq's forms, including several hosts for failover: `postgres://a,b/db?…` or
+            // `host=a,b port=… dbname=…`.
+            Some(url)
+                if url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")
+                    || (url.contains('=') && !url.starts_with("sqlite:")) =>
+            {
+                crate::store::sql::postgres::PgTarget::parse(url)
+                    .map_err(|e| err("DATABASE_URL", e))?;
                 SqlBackend::Postgres {
                     url: SecretString::from(url.to_owned()),
                 }
@@ -256,7 +284,7 @@ impl Config {
             Some(_) => {
                 return Err(err(
                     "DATABASE_URL",
-                    "must start with postgres://, postgresql:// or sqlite:",
+                    "must start with postgres://, postgresql:// or sqlite:, or be a libpq keyword string (host=… dbname=…)",
                 ));
             }
         };
@@ -435,6 +463,7 @@ impl Config {
         }
 
         let minutes = |n: u64| Duration::from_secs(n * 60);
+        let days = |n: u64| Duration::from_secs(n.saturating_mul(86_400));
         let config = Config {
             bind_addr,
             base_url,
@@ -444,6 +473,18 @@ impl Config {
             db_acquire_timeout: Duration::from_millis(
                 env.positive("DATABASE_ACQUIRE_TIMEOUT_MS", 3000)?,
             ),
+            db_statement_cache_capacity: match env.get("DATABASE_STATEMENT_CACHE_CAPACITY") {
+                None => None,
+                Some(_) => Some(env.parse("DATABASE_STATEMENT_CACHE_CAPACITY", 100usize)?),
+            },
+            retention: RetentionSettings {
+                interval: Duration::from_secs(env.positive("RETENTION_INTERVAL_SECONDS", 3600)?),
+                session_grace: days(env.positive("SESSION_RETENTION_DAYS", 30)?),
+                token_grace: days(env.positive("TOKEN_RETENTION_DAYS", 7)?),
+                outbox_grace: days(env.positive("OUTBOX_RETENTION_DAYS", 7)?),
+                audit_retention: days(env.positive("AUDIT_RETENTION_DAYS", 365)?),
+                batch_size: env.positive("RETENTION_BATCH_SIZE", 1000)?,
+            },
             ephemeral,
             redis_timeout: Duration::from_millis(env.positive("REDIS_TIMEOUT_MS", 1000)?),
             jwt_secret,

@@ -20,6 +20,7 @@ pub mod profile;
 pub mod rate_limit;
 pub mod rbac;
 pub mod registration;
+pub mod retention;
 pub mod revocation;
 pub mod roles;
 pub mod session;

@@ -511,6 +511,7 @@ pub trait Repository:
     + OutboxRepo
     + AuditRepo
     + HealthRepo
+    + RetentionRepo
 {
 }
 
@@ -524,6 +525,7 @@ impl<T> Repository for T where
         + OutboxRepo
         + AuditRepo
         + HealthRepo
+        + RetentionRepo
 {
 }
 
@@ -556,4 +558,62 @@ pub trait EmailSender: Send + Sync {
 pub trait VirtuozzoSignIn: Send + Sync {
     /// Signs in; the session key, or a reason fit for logs (never the password).
     async fn sign_in(&self, email: &str, password: &str) -> Result<String, String>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention.
+// ---------------------------------------------------------------------------------------------
+
+/// What one retention run purges: everything that stopped mattering before these times.
+#[derive(Debug, Clone)]
+pub struct RetentionCutoffs {
+    /// Sessions that expired or were revoked before this.
+    pub sessions_before: Millis,
+    /// Verification and reset tokens used or expired, and invites ended, before this.
+    pub tokens_before: Millis,
+    /// Sent or failed outbox rows created before this (sent payloads are blanked whatever
+    /// their age).
+    pub outbox_before: Millis,
+    /// Audit entries older than this.
+    pub audit_before: Millis,
+    /// Rows per statement, and statements per kind per run.
+    pub batch_size: i64,
+    pub max_batches: u32,
+}
+
+/// Rows purged by one run, per kind (the names are the metric's `kind` label).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionCounts {
+    pub sessions: u64,
+    pub email_verification_tokens: u64,
+    pub password_reset_tokens: u64,
+    pub team_invites: u64,
+    pub outbox_payloads: u64,
+    pub outbox_messages: u64,
+    pub audit_entries: u64,
+}
+
+impl RetentionCounts {
+    pub fn by_kind(&self) -> [(&'static str, u64); 7] {
+        [
+            ("sessions", self.sessions),
+            ("email_verification_tokens", self.email_verification_tokens),
+            ("password_reset_tokens", self.password_reset_tokens),
+            ("team_invites", self.team_invites),
+            ("outbox_payloads", self.outbox_payloads),
+            ("outbox_messages", self.outbox_messages),
+            ("audit_entries", self.audit_entries),
+        ]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_kind().iter().map(|(_, n)| n).sum()
+    }
+}
+
+#[async_trait]
+pub trait RetentionRepo: Send + Sync {
+    /// One run in one transaction, by one instance at a time: `None` when another instance is
+    /// running it now. The only path that may delete from `audit_log`.
+    async fn purge_expired(&self, c: &RetentionCutoffs) -> StoreResult<Option<RetentionCounts>>;
 }

@@ -9,6 +9,7 @@ mod helpers;
 mod browser;
 mod cli;
 mod concurrent;
+mod deployments_pg;
 mod input;
 mod lifecycle;
 mod login;
@@ -20,6 +21,7 @@ mod postmark;
 
 mod redis_shapes;
 mod refresh;
+mod retention;
 mod session_core;
 mod sessions;
 mod teams;

@@ -128,7 +128,6 @@ async fn guide_psql_diagnostics_run_verbatim() {
     let indexes = db.sql_rows("SELECT indexname FROM pg_indexes WHERE tablename IN ('users', 'active_sessions', 'team_members', 'email_outbox')").await.concat();
     for wanted in [
         "users_email_key",
-        "active_sessions_refresh_token_jti_key",
         "active_sessions_user_live",
         "team_members_pkey",
         "email_outbox_due",

@@ -235,11 +235,12 @@ impl HealthRepo for SqlStore {
     async fn index_names(&self) -> StoreResult<Vec<String>> {
         const PG: &str = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname";
         const SQLITE: &str = "SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name";
-        let rows: Vec<(String,)> = match &self.db {
-            super::Db::Postgres(pool) => sqlx::query_as(PG).fetch_all(pool).await,
-            super::Db::Sqlite(pool) => sqlx::query_as(SQLITE).fetch_all(pool).await,
-        }
-        .map_err(db_err)?;
+        let sql = match &self.db {
+            super::Db::Postgres(_) => PG,
+            super::Db::Sqlite(_) => SQLITE,
+        };
+        let rows: Vec<(String,)> =
+            on_db!(&self.db, |pool| sqlx::query_as(sql).fetch_all(pool).await).map_err(db_err)?;
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
 

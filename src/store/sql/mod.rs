@@ -8,15 +8,16 @@ mod accounts;
 mod events;
 mod invites;
 pub mod migrations;
+pub mod postgres;
+mod retention;
 mod sessions;
 mod teams;
 
 use std::path::Path;
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -26,17 +27,46 @@ use crate::service::ports::StoreError;
 
 #[derive(Clone, Debug)]
 pub enum Db {
-    Postgres(PgPool),
+    Postgres(Arc<postgres::PgHandle>),
     Sqlite(SqlitePool),
 }
 
 /// Runs the same body against the configured pool, counting it (`sql_calls_total`: one per
 /// statement, or per transaction, sent to the database).
+///
+/// On PostgreSQL the body gets the pool in use now (a failover may swap it; see
+/// `postgres.rs`), and its outcome is reported back so that an unreachable or read-only
+/// primary is noticed. Behind a transaction pooler (`DATABASE_STATEMENT_CACHE_CAPACITY=0`)
+/// the body runs on one connection inside its own transaction instead.
 macro_rules! on_db {
     ($db:expr, |$pool:ident| $body:expr) => {{
         ::metrics::counter!("sql_calls_total").increment(1);
         match $db {
-            $crate::store::sql::Db::Postgres($pool) => $body,
+            $crate::store::sql::Db::Postgres(pg) => {
+                let current = pg.pool();
+                let outcome = if pg.pins_statements() {
+                    #[allow(unused_imports)]
+                    use ::sqlx::Connection as _;
+                    match current
+                        .begin_with($crate::store::sql::postgres::PINNED_BEGIN)
+                        .await
+                    {
+                        Ok(mut tx) => {
+                            let r = {
+                                let $pool = &mut *tx;
+                                $body
+                            };
+                            $crate::store::sql::postgres::finish(tx, r).await
+                        }
+                        Err(e) => $crate::store::sql::postgres::Outcome::from_sql_error(e),
+                    }
+                } else {
+                    let $pool = &current;
+                    $body
+                };
+                pg.observe(&outcome);
+                outcome
+            }
             $crate::store::sql::Db::Sqlite($pool) => $body,
         }
     }};
@@ -54,16 +84,14 @@ impl SqlStore {
         let db = match &config.sql {
             SqlBackend::Sqlite { path } => Db::Sqlite(connect_sqlite(path).await?),
             SqlBackend::Postgres { url } => {
-                let options = PgConnectOptions::from_str(url.expose_secret())?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(config.db_max_connections)
-                    .acquire_timeout(config.db_acquire_timeout)
-                    // One round trip per statement: no ping before each use. A dead
-                    // connection fails its statement (503) and is replaced.
-                    .test_before_acquire(false)
-                    .connect_with(options)
-                    .await?;
-                Db::Postgres(pool)
+                let target =
+                    postgres::PgTarget::parse(url.expose_secret()).map_err(anyhow::Error::msg)?;
+                let settings = postgres::PoolSettings {
+                    max_connections: config.db_max_connections,
+                    acquire_timeout: config.db_acquire_timeout,
+                    statement_cache_capacity: config.db_statement_cache_capacity,
+                };
+                Db::Postgres(postgres::PgHandle::connect(target, settings).await?)
             }
         };
         Ok(Self { db })
@@ -96,6 +124,19 @@ async fn connect_sqlite(path: &Path) -> anyhow::Result<SqlitePool> {
 /// A database that is down or saturated is `Unavailable` (503, retried by clients); anything
 /// else is a bug and becomes an opaque 500.
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    if is_unavailable(&e) {
+        StoreError::Unavailable {
+            dependency: "database",
+            reason: e.to_string(),
+        }
+    } else {
+        StoreError::Other(e.into())
+    }
+}
+
+/// Down, saturated, or (after a failover) read-only: worth a retry, and a reason to look for
+/// the primary again.
+pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
@@ -103,26 +144,29 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_)
-        | sqlx::Error::BeginFailed => StoreError::Unavailable {
-            dependency: "database",
-            reason: e.to_string(),
-        },
-        sqlx::Error::Database(ref d) if is_transient(d.code().as_deref()) => {
-            StoreError::Unavailable {
-                dependency: "database",
-                reason: e.to_string(),
-            }
-        }
-        other => StoreError::Other(other.into()),
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(d) => is_transient(d.code().as_deref()),
+        _ => false,
     }
 }
 
-/// SQLite busy/locked, PostgreSQL admin shutdown / cannot connect now / too many connections.
+/// SQLite busy/locked; PostgreSQL admin shutdown / cannot connect now / too many connections /
+/// connection failures / a write refused by a read-only server (a standby, or a primary that
+/// was demoted).
 fn is_transient(code: Option<&str>) -> bool {
     matches!(
         code,
         Some(
-            "5" | "6" | "517" | "57P01" | "57P02" | "57P03" | "53300" | "08006" | "08001" | "08004"
+            "5" | "6"
+                | "517"
+                | "57P01"
+                | "57P02"
+                | "57P03"
+                | "53300"
+                | "08006"
+                | "08001"
+                | "08004"
+                | "25006"
         )
     )
 }
