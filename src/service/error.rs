@@ -15,6 +15,8 @@ pub enum Error {
     EmailNotVerified,
     #[error("Too many attempts")]
     RateLimited { retry_after: Duration },
+    #[error("Request timed out")]
+    RequestTimeout,
     #[error("Pre-auth token expired")]
     PreauthExpired,
     #[error("Email verification code required")]
