@@ -9,6 +9,7 @@ mod helpers;
 mod browser;
 mod cli;
 mod concurrent;
+mod hardening;
 mod input;
 mod lifecycle;
 mod login;
