@@ -83,6 +83,24 @@ impl Auth {
             .active_sessions(state.user_id, now, idle_since)
             .await?
             .is_empty();
+        let decision = self
+            .gate_decision(preauth_token, raw_state, state, nobody_to_ask, client)
+            .await;
+        if decision.is_ok() {
+            self.trust_verified_device(state, client).await?;
+        }
+        decision
+    }
+
+    async fn gate_decision(
+        &self,
+        preauth_token: &str,
+        raw_state: &str,
+        state: &PreauthState,
+        nobody_to_ask: bool,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let now = now_ms();
         match &state.approval_token {
             Some(token) => match self.approval(token).await? {
                 None => Err(Error::PreauthExpired),

@@ -161,6 +161,32 @@ impl Auth {
         })
     }
 
+    /// Called when the exchange of a login may proceed (no approval needed, or approved):
+    /// trusts the device whose code this login verified.
+    pub(crate) async fn trust_verified_device(
+        &self,
+        state: &PreauthState,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let (true, true, Some(device_hash)) =
+            (state.otp_required, state.otp_verified, &state.device_hash)
+        else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let expires_at = now + ms(self.settings.trusted_device_ttl);
+        self.repo
+            .trust_device(
+                state.user_id,
+                device_hash,
+                client.user_agent.as_deref(),
+                now,
+                expires_at,
+            )
+            .await?;
+        Ok(())
+    }
+
     pub(crate) async fn load_preauth(&self, token: &str) -> Result<Option<(String, PreauthState)>> {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
@@ -250,18 +276,9 @@ impl Auth {
             return Err(Error::PreauthExpired);
         }
         self.store.delete(&attempts_key).await?;
-
-        let now = now_ms();
-        let expires_at = now + ms(self.settings.trusted_device_ttl);
-        self.repo
-            .trust_device(
-                state.user_id,
-                &device_hash,
-                client.user_agent.as_deref(),
-                now,
-                expires_at,
-            )
-            .await?;
+        // The device cookie is handed out now, but the device becomes trusted only once this
+        // login may become a session (see `trust_verified_device`): a login that is denied or
+        // never completed leaves nothing trusted behind.
         self.audit(
             "otp_verified",
             Some(state.user_id),

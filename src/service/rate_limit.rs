@@ -91,8 +91,13 @@ impl Auth {
             .await?
         {
             let scope = limit_key.split(':').nth(1).unwrap_or("unknown");
+            let event = if scope.starts_with("login") {
+                "login_rate_limited"
+            } else {
+                "rate_limited"
+            };
             self.audit(
-                "login_rate_limited",
+                event,
                 user_id,
                 None,
                 client,

@@ -162,6 +162,15 @@ async fn a_denied_sign_in_keeps_no_trusted_device(mode: Mode) {
     assert_eq!(login["otp_required"], true);
 }
 
+async fn a_code_alone_does_not_trust_the_device(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let user = app.verified_user().await;
+    let b = app.browser();
+    // The code is right, but the login never becomes a session.
+    app.login_verified(&b, &user).await;
+    assert_eq!(app.login(&b, &user).await["otp_required"], true);
+}
+
 async fn a_password_change_distrusts_every_device(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let user = app.verified_user().await;
@@ -749,6 +758,36 @@ async fn ipv6_clients_count_by_their_64(mode: Mode) {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
+async fn the_ip_counter_stays_whole_across_a_window_edge(mode: Mode) {
+    let app = TestApp::spawn_with(
+        mode,
+        &[
+            ("LOGIN_RATE_LIMIT_WINDOW_SECONDS", "2"),
+            ("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "2"),
+        ],
+    )
+    .await;
+    let user = app.verified_user().await;
+    let b = app.browser();
+    let opened = tokio::time::Instant::now();
+    assert_eq!(
+        login_status(&b, &random_email(), "wrong password!").await,
+        StatusCode::UNAUTHORIZED
+    );
+    // A right login counted in this window and given back (after argon2) in the next one.
+    tokio::time::sleep_until(opened + Duration::from_millis(1970)).await;
+    assert_eq!(
+        login_status(&b, &user.email, &user.password).await,
+        StatusCode::OK
+    );
+    tokio::time::sleep_until(opened + Duration::from_millis(2100)).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(login_status(&b, &random_email(), "wrong password!").await);
+    }
+    assert_eq!(statuses[2], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+}
+
 async fn pending_approvals_stay_bounded_across_a_window_edge(mode: Mode) {
     let app = TestApp::spawn_with(mode, &[("CONCURRENT_LOGIN_TTL_SECONDS", "3")]).await;
     let user = app.verified_user().await;
@@ -822,6 +861,7 @@ both_modes!(
     password_verifications_are_budgeted_per_client,
     unverified_logins_do_not_clear_the_account_counter,
     a_denied_sign_in_keeps_no_trusted_device,
+    a_code_alone_does_not_trust_the_device,
     a_password_change_distrusts_every_device,
     reset_requests_take_as_long_for_unknown_addresses,
     rate_limit_refusals_are_audited_once_per_window,
@@ -840,6 +880,7 @@ both_modes!(
     own_audit_hides_who_acted_on_me,
     role_names_cannot_pass_for_built_in_ones,
     ipv6_clients_count_by_their_64,
+    the_ip_counter_stays_whole_across_a_window_edge,
     pending_approvals_stay_bounded_across_a_window_edge,
     a_busy_hasher_does_not_burn_the_reset_link,
 );
