@@ -111,6 +111,8 @@ pub struct Config {
     pub invite_rate_limit_per_address: u32,
     /// "Already registered" notices to one address per day.
     pub registered_notice_limit_per_day: u32,
+    /// Password hashes one client may have in flight per instance (the rest wait their turn).
+    pub password_hash_client_concurrency: usize,
     /// HTTP server limits (slow clients, connection floods).
     pub http_header_read_timeout: Duration,
     pub http_request_timeout: Duration,
@@ -473,6 +475,8 @@ impl Config {
             invite_rate_limit_per_address: env.positive("INVITE_RATE_LIMIT_PER_ADDRESS", 3)? as u32,
             registered_notice_limit_per_day: env.positive("REGISTERED_NOTICE_LIMIT_PER_DAY", 3)?
                 as u32,
+            password_hash_client_concurrency: env.positive("PASSWORD_HASH_CLIENT_CONCURRENCY", 1)?
+                as usize,
             http_header_read_timeout: Duration::from_secs(
                 env.positive("HTTP_HEADER_READ_TIMEOUT_SECONDS", 10)?,
             ),

@@ -90,7 +90,9 @@ impl Auth {
         self.limit_expensive_request(client).await?;
         // Hash first: a busy hasher (503) must not burn the link. The hashing is bounded per
         // client by the limit above, whether or not the token is valid.
+        let share = self.hash_shares.acquire(client).await;
         let hash = self.hasher.hash(new_password).await?;
+        drop(share);
         let now = now_ms();
         let user_id = self
             .repo
@@ -139,11 +141,12 @@ impl Auth {
             .filter(|u| u.deleted_at.is_none())
             .ok_or(Error::UserNotFound)?;
         let attempt = self.begin_login_attempt(&user.email, client).await?;
-        if !self
+        let share = self.hash_shares.acquire(client).await;
+        let valid = self
             .hasher
             .verify(current_password, Some(&user.password_hash))
-            .await?
-        {
+            .await?;
+        if !valid {
             self.audit(
                 "password_change_failed",
                 Some(user_id),
@@ -159,6 +162,7 @@ impl Auth {
         }
         self.login_attempt_succeeded(attempt).await?;
         let hash = self.hasher.hash(new_password).await?;
+        drop(share);
         let now = now_ms();
         self.repo.set_password_hash(user_id, &hash, now).await?;
         self.credentials_replaced(user_id, now).await?;

@@ -77,10 +77,12 @@ impl Auth {
             .user_by_email(email.as_str())
             .await?
             .filter(|u| u.deleted_at.is_none());
+        let share = self.hash_shares.acquire(client).await;
         let valid = self
             .hasher
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
             .await?;
+        drop(share);
         let user = match user {
             Some(user) if valid => user,
             user => {

@@ -8,6 +8,7 @@ pub mod diagnostics;
 pub mod emails;
 pub mod error;
 pub mod events;
+pub mod fair_share;
 pub mod invites;
 pub mod keys;
 pub mod login;
@@ -62,6 +63,7 @@ pub struct AuthSettings {
     pub invite_rate_limit_per_hour: u32,
     pub invite_rate_limit_per_address: u32,
     pub registered_notice_limit_per_day: u32,
+    pub password_hash_client_concurrency: usize,
     pub otp_max_attempts: u32,
     pub vz_session_ttl: Duration,
     pub vz_timeout: Duration,
@@ -89,6 +91,7 @@ impl AuthSettings {
             invite_rate_limit_per_hour: c.invite_rate_limit_per_hour,
             invite_rate_limit_per_address: c.invite_rate_limit_per_address,
             registered_notice_limit_per_day: c.registered_notice_limit_per_day,
+            password_hash_client_concurrency: c.password_hash_client_concurrency,
             otp_max_attempts: c.otp_max_attempts,
             vz_session_ttl: c.vz_session_ttl,
             vz_timeout: c.vz_timeout,
@@ -108,6 +111,8 @@ pub struct Auth {
     pub(crate) store: Arc<dyn EphemeralStore>,
     pub(crate) keys: TokenKeys,
     pub(crate) hasher: PasswordHasher,
+    /// Each client's share of the hasher (see `fair_share`).
+    pub(crate) hash_shares: fair_share::HashShares,
     pub(crate) settings: AuthSettings,
     /// Wakes the email outbox worker when a message is queued.
     pub(crate) outbox_wakeup: Arc<Notify>,
@@ -144,6 +149,7 @@ impl Auth {
             store,
             keys,
             hasher,
+            hash_shares: fair_share::HashShares::new(settings.password_hash_client_concurrency),
             settings,
             outbox_wakeup,
             permission_cache: rbac::PermissionCache::default(),

@@ -41,7 +41,9 @@ impl Auth {
 
         self.limit_expensive_request(client).await?;
         // Hash first, whatever happens next: the answer takes as long for a taken email.
+        let share = self.hash_shares.acquire(client).await;
         let hash = self.hasher.hash(&input.password).await?;
+        drop(share);
         let now = now_ms();
         let team_name = format!("{name}'s team");
         match self
