@@ -31,6 +31,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     address: SocketAddr,
+    limits: http::server::ServerLimits,
     stop_background: CancelHandle,
 }
 
@@ -232,6 +233,7 @@ impl Application {
             listener,
             router: http::router(state),
             address,
+            limits: http::server::ServerLimits::from_config(&config),
             stop_background,
         })
     }
@@ -249,12 +251,7 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        http::server::serve(self.listener, self.router, self.limits, shutdown).await?;
         self.stop_background.cancel();
         Ok(())
     }

@@ -123,6 +123,22 @@ pub struct Config {
     pub login_rate_limit_attempts: u32,
     pub login_rate_limit_ip_attempts: u32,
     pub login_rate_limit_window: Duration,
+    /// Password verifications (right or wrong) per client IP (IPv6: per /64) and window.
+    pub login_rate_limit_ip_verifications: u32,
+    /// Reset and verification-resend requests per client IP and window.
+    pub email_request_rate_limit_ip: u32,
+    /// Invites per team and per inviter per hour.
+    pub invite_rate_limit_per_hour: u32,
+    /// Invites to one address per day (all teams together).
+    pub invite_rate_limit_per_address: u32,
+    /// "Already registered" notices to one address per day.
+    pub registered_notice_limit_per_day: u32,
+    /// Password hashes one client may have in flight per instance (the rest wait their turn).
+    pub password_hash_client_concurrency: usize,
+    /// HTTP server limits (slow clients, connection floods).
+    pub http_header_read_timeout: Duration,
+    pub http_request_timeout: Duration,
+    pub http_max_connections: usize,
     pub otp_max_attempts: u32,
     pub password_hash_concurrency: usize,
     pub email_backend: EmailBackend,
@@ -517,6 +533,23 @@ impl Config {
             login_rate_limit_window: Duration::from_secs(
                 env.positive("LOGIN_RATE_LIMIT_WINDOW_SECONDS", 300)?,
             ),
+            login_rate_limit_ip_verifications: env
+                .positive("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", 100)?
+                as u32,
+            email_request_rate_limit_ip: env.positive("EMAIL_REQUEST_RATE_LIMIT_IP", 20)? as u32,
+            invite_rate_limit_per_hour: env.positive("INVITE_RATE_LIMIT_PER_HOUR", 50)? as u32,
+            invite_rate_limit_per_address: env.positive("INVITE_RATE_LIMIT_PER_ADDRESS", 3)? as u32,
+            registered_notice_limit_per_day: env.positive("REGISTERED_NOTICE_LIMIT_PER_DAY", 3)?
+                as u32,
+            password_hash_client_concurrency: env.positive("PASSWORD_HASH_CLIENT_CONCURRENCY", 1)?
+                as usize,
+            http_header_read_timeout: Duration::from_secs(
+                env.positive("HTTP_HEADER_READ_TIMEOUT_SECONDS", 10)?,
+            ),
+            http_request_timeout: Duration::from_secs(
+                env.positive("HTTP_REQUEST_TIMEOUT_SECONDS", 30)?,
+            ),
+            http_max_connections: env.positive("HTTP_MAX_CONNECTIONS", 1024)? as usize,
             otp_max_attempts: env.positive("OTP_MAX_ATTEMPTS", 5)? as u32,
             password_hash_concurrency: env.positive(
                 "PASSWORD_HASH_CONCURRENCY",
@@ -613,6 +646,19 @@ fn redis_shape(env: &Env) -> Result<Option<RedisShape>, ConfigError> {
     })
 }
 
+/// Creates a directory (and missing parents) readable by the owner only (0700): it holds the
+/// SQLite database and the generated JWT key.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 /// Embedded mode only: a missing `JWT_SECRET_KEY` is generated once, stored with owner-only
 /// permissions under the data directory, and reused on restart.
 fn load_or_generate_jwt_key(data_dir: &Path) -> Result<SecretBytes, ConfigError> {
@@ -629,7 +675,7 @@ fn load_or_generate_jwt_key(data_dir: &Path) -> Result<SecretBytes, ConfigError>
         }
         return Ok(SecretBytes::new(key));
     }
-    std::fs::create_dir_all(data_dir).map_err(|e| {
+    create_private_dir(data_dir).map_err(|e| {
         err(
             "DATA_DIR",
             format!("cannot create {}: {e}", data_dir.display()),

@@ -4,6 +4,7 @@ pub mod claims;
 pub mod email;
 pub mod password;
 pub mod permissions;
+pub mod text;
 pub mod time;
 
 pub type UserId = i64;

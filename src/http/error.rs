@@ -24,6 +24,7 @@ impl Error {
             Error::EmailNotVerified => (S::FORBIDDEN, "email_not_verified"),
             Error::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited"),
             Error::TooManyStreams => (S::TOO_MANY_REQUESTS, "too_many_streams"),
+            Error::RequestTimeout => (S::REQUEST_TIMEOUT, "request_timeout"),
             Error::PreauthExpired => (S::UNAUTHORIZED, "preauth_expired"),
             Error::OtpRequired => (S::FORBIDDEN, "otp_required"),
             Error::OtpNotPending => (S::BAD_REQUEST, "otp_not_pending"),

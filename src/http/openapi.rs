@@ -101,7 +101,8 @@ const OPERATIONS: &[Op] = &[
         Public,
     )
     .body(&["email"])
-    .ok(202, "Accepted"),
+    .ok(202, "Accepted")
+    .errors(&[422, 429]),
     op(
         "post",
         "/api/v1/auth/login",
@@ -194,7 +195,8 @@ const OPERATIONS: &[Op] = &[
         Public,
     )
     .body(&["email"])
-    .ok(202, "Accepted"),
+    .ok(202, "Accepted")
+    .errors(&[422, 429]),
     op(
         "post",
         "/api/v1/auth/password-reset/confirm",
@@ -338,7 +340,7 @@ const OPERATIONS: &[Op] = &[
     .body(&["email", "role_id"])
     .numbers(&["role_id"])
     .ok(201, "Created")
-    .errors(&[401, 403, 404, 409, 422]),
+    .errors(&[401, 403, 404, 409, 422, 429]),
     op(
         "delete",
         "/api/v1/teams/{team_id}/invites/{invite_id}",

@@ -6,6 +6,14 @@ use super::{Auth, ClientInfo};
 use crate::domain::time::now_ms;
 use crate::domain::{TeamId, UserId};
 
+/// The longest user agent stored anywhere (sessions, devices, audit, approvals), in chars.
+pub const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// A user agent cut to `MAX_USER_AGENT_CHARS` characters (on a character boundary).
+pub fn bounded_user_agent(ua: &str) -> String {
+    ua.chars().take(MAX_USER_AGENT_CHARS).collect()
+}
+
 impl Auth {
     /// An event about `subject` done by `actor` within a team.
     pub(crate) async fn audit_team(
@@ -49,7 +57,7 @@ impl Auth {
             user_id,
             team_id,
             ip_address: client.ip.clone(),
-            user_agent: client.user_agent.clone(),
+            user_agent: client.user_agent.as_deref().map(bounded_user_agent),
             details,
         };
         metrics::counter!("auth_events_total", "event" => event).increment(1);
@@ -75,16 +83,25 @@ impl Auth {
 }
 
 impl Auth {
-    /// The caller's own security events (logins, failures, sessions, password changes).
+    /// The caller's own security events (logins, failures, sessions, password changes). The
+    /// IP address and user agent are shown only for what the caller did: an admin's acting on
+    /// them stays the admin's.
     pub async fn my_audit(
         &self,
         claims: &crate::domain::claims::AccessClaims,
         before: Option<i64>,
         limit: i64,
     ) -> super::Result<Vec<super::ports::AuditRecord>> {
-        Ok(self
+        let mut entries = self
             .repo
             .user_audit(claims.sub, before, limit.clamp(1, 200))
-            .await?)
+            .await?;
+        for entry in &mut entries {
+            if entry.actor_user_id != Some(claims.sub) {
+                entry.ip_address = None;
+                entry.user_agent = None;
+            }
+        }
+        Ok(entries)
     }
 }

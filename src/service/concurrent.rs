@@ -12,7 +12,7 @@ use crate::domain::time::{Millis, ms, now_ms, rfc3339};
 use crate::domain::{SessionId, UserId};
 
 /// Undecided requests one user may have at a time; more logins answer 429 (no prompt flood).
-pub const MAX_PENDING_REQUESTS: i64 = 3;
+pub const MAX_PENDING_REQUESTS: u32 = 3;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -44,6 +44,12 @@ pub struct ApprovalRequest {
     pub decided_at: Option<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by_session: Option<SessionId>,
+    /// The pending slot of the user this request holds while undecided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
+    /// The hash of the requesting device when it is (or just became) trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,12 +82,35 @@ impl Auth {
             .active_sessions(state.user_id, now, idle_since)
             .await?
             .is_empty();
+        let decision = self
+            .gate_decision(preauth_token, raw_state, state, nobody_to_ask, client)
+            .await;
+        if decision.is_ok() {
+            self.trust_verified_device(state, client).await?;
+        }
+        decision
+    }
+
+    async fn gate_decision(
+        &self,
+        preauth_token: &str,
+        raw_state: &str,
+        state: &PreauthState,
+        nobody_to_ask: bool,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let now = now_ms();
         match &state.approval_token {
             Some(token) => match self.approval(token).await? {
                 None => Err(Error::PreauthExpired),
                 Some((_, request)) => match request.status {
                     ApprovalStatus::Denied => {
                         self.store.delete(&keys::preauth(preauth_token)).await?;
+                        if let Some(device) = &state.device_hash {
+                            self.repo
+                                .distrust_devices(state.user_id, Some(device), now)
+                                .await?;
+                        }
                         Err(Error::ConcurrentLoginDenied)
                     }
                     ApprovalStatus::Approved => Ok(()),
@@ -123,13 +152,7 @@ impl Auth {
             .compare_and_swap(&key, &raw, &to_json(&closed)?, ttl)
             .await?
         {
-            self.store
-                .increment(
-                    &keys::concurrent_login_pending(request.user_id),
-                    -1,
-                    self.settings.concurrent_login_ttl,
-                )
-                .await?;
+            self.release_pending_slot(&request, token).await?;
             return Ok(());
         }
         // Decided meanwhile: that decision binds.
@@ -159,10 +182,13 @@ impl Auth {
             user_agent: client.user_agent.clone(),
             decided_at: None,
             decided_by_session: None,
+            slot: None,
+            device_hash: state.device_hash.clone(),
         };
         let state_key = keys::concurrent_login_state(&token);
         let link_key = keys::concurrent_login_link(&tokens::hash_token(&link_token));
-        self.store.set(&state_key, &to_json(&request)?, ttl).await?;
+        let unslotted = to_json(&request)?;
+        self.store.set(&state_key, &unslotted, ttl).await?;
         // The pre-auth token now waits as long as the request. A racing exchange of the same
         // pre-auth token that got here first wins; this one answers as it does.
         let preauth_key = keys::preauth(preauth_token);
@@ -185,10 +211,9 @@ impl Auth {
                 None => Err(Error::PreauthExpired),
             };
         }
-        let pending_key = keys::concurrent_login_pending(state.user_id);
-        let (pending, retry_after) = self.store.increment(&pending_key, 1, ttl).await?;
-        if pending > MAX_PENDING_REQUESTS {
-            self.store.increment(&pending_key, -1, ttl).await?;
+        // One of the user's few pending slots; each expires with its own request, so the bound
+        // holds at every instant (a counter with one window let a window edge double it).
+        let Some(slot) = self.take_pending_slot(state.user_id, &token, ttl).await? else {
             self.store.delete(&state_key).await?;
             let left = self
                 .store
@@ -198,7 +223,20 @@ impl Auth {
             self.store
                 .compare_and_swap(&preauth_key, &waiting_raw, raw_state, left)
                 .await?;
+            let retry_after = self.earliest_slot_expiry(state.user_id, ttl).await?;
             return Err(Error::RateLimited { retry_after });
+        };
+        let slotted = ApprovalRequest {
+            slot: Some(slot),
+            ..request
+        };
+        if !self
+            .store
+            .compare_and_swap(&state_key, &unslotted, &to_json(&slotted)?, ttl)
+            .await?
+        {
+            // Expired or closed in the meantime: the slot is not needed.
+            self.release_pending_slot(&slotted, &token).await?;
         }
         self.store.set(&link_key, &token, ttl).await?;
 
@@ -330,13 +368,16 @@ impl Auth {
         {
             return Err(Error::AlreadyDecided);
         }
-        self.store
-            .increment(
-                &keys::concurrent_login_pending(request.user_id),
-                -1,
-                self.settings.concurrent_login_ttl,
-            )
-            .await?;
+        self.release_pending_slot(&request, token).await?;
+        if decision == Decision::Deny
+            && let Some(device) = &request.device_hash
+        {
+            // A denied sign-in keeps nothing: the device it came from (or that its code
+            // trusted) needs the emailed code again.
+            self.repo
+                .distrust_devices(request.user_id, Some(device), now_ms())
+                .await?;
+        }
         let event = serde_json::json!({ "event": "concurrent_login_decided", "token": token, "status": status.as_str() });
         self.publish_user_event(request.user_id, &event).await;
         let audit_event = match decision {
@@ -346,6 +387,49 @@ impl Auth {
         let details = serde_json::json!({ "decided_by_session": decided_by_session, "via": if decided_by_session.is_some() { "session" } else { "email" } });
         self.audit(audit_event, Some(request.user_id), None, client, details)
             .await;
+        Ok(())
+    }
+
+    /// Takes a free pending slot for `token`, or `None` when all are held.
+    async fn take_pending_slot(
+        &self,
+        user_id: UserId,
+        token: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<u32>> {
+        for slot in 0..MAX_PENDING_REQUESTS {
+            let key = keys::concurrent_login_pending(user_id, slot);
+            if self.store.set_if_absent(&key, token, ttl).await? {
+                return Ok(Some(slot));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn earliest_slot_expiry(
+        &self,
+        user_id: UserId,
+        ttl: std::time::Duration,
+    ) -> Result<std::time::Duration> {
+        let mut earliest = ttl;
+        for slot in 0..MAX_PENDING_REQUESTS {
+            let key = keys::concurrent_login_pending(user_id, slot);
+            if let Some(left) = self.store.ttl(&key).await? {
+                earliest = earliest.min(left);
+            }
+        }
+        Ok(earliest)
+    }
+
+    /// Frees the request's slot if it still holds it.
+    async fn release_pending_slot(&self, request: &ApprovalRequest, token: &str) -> Result<()> {
+        let Some(slot) = request.slot else {
+            return Ok(());
+        };
+        let key = keys::concurrent_login_pending(request.user_id, slot);
+        if self.store.get(&key).await?.as_deref() == Some(token) {
+            self.store.delete(&key).await?;
+        }
         Ok(())
     }
 

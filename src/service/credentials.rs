@@ -1,5 +1,6 @@
 //! Password reset (emailed link) and password change. Both end the other sessions.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
@@ -13,21 +14,41 @@ const RESET_EMAILS_PER_HOUR: i64 = 5;
 
 impl Auth {
     /// Emails a single-use reset link (stored hashed). The answer never depends on whether the
-    /// address has an account.
-    pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
+    /// address has an account: the request path does the same work for every address (the
+    /// client and address counters), and the account lookup and email run off it, afterwards.
+    pub async fn request_password_reset(
+        self: &Arc<Self>,
+        email: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
         let email = Email::parse(email).map_err(|e| Error::validation("email", e.0))?;
+        self.limit_email_request(client).await?;
         // Counted for every address, so the answer (and an outage) looks the same for all.
         let limit_key = keys::password_reset_requests(&tokens::hash_token(email.as_str()));
         let (count, _) = self
             .store
             .increment(&limit_key, 1, Duration::from_secs(3600))
             .await?;
+        if count > RESET_EMAILS_PER_HOUR {
+            return Ok(());
+        }
+        let auth = Arc::clone(self);
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = auth.send_password_reset(email.as_str(), &client).await {
+                tracing::warn!(event = "password_reset_email_failed", error = %e);
+            }
+        });
+        Ok(())
+    }
+
+    async fn send_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
         let user = self
             .repo
-            .user_by_email(email.as_str())
+            .user_by_email(email)
             .await?
             .filter(|u| u.deleted_at.is_none());
-        let Some(user) = user.filter(|_| count <= RESET_EMAILS_PER_HOUR) else {
+        let Some(user) = user else {
             return Ok(());
         };
         let token = tokens::random_token();
@@ -66,16 +87,20 @@ impl Auth {
         if token.is_empty() || token.len() > 128 {
             return Err(Error::TokenInvalid);
         }
-        self.limit_expensive_request(client.ip.as_deref()).await?;
+        self.limit_expensive_request(client).await?;
+        // Hash first: a busy hasher (503) must not burn the link. The hashing is bounded per
+        // client by the limit above, whether or not the token is valid.
+        let share = self.hash_shares.acquire(client).await;
+        let hash = self.hasher.hash(new_password).await?;
+        drop(share);
         let now = now_ms();
-        // The token is checked (and used up) before any hashing work.
         let user_id = self
             .repo
             .consume_password_reset(&tokens::hash_token(token), now)
             .await?
             .ok_or(Error::TokenInvalid)?;
-        let hash = self.hasher.hash(new_password).await?;
         self.repo.set_password_hash(user_id, &hash, now).await?;
+        self.credentials_replaced(user_id, now).await?;
         let ended = self
             .end_all_sessions(user_id, None, "password_reset")
             .await?;
@@ -87,6 +112,14 @@ impl Auth {
             serde_json::json!({ "sessions_ended": ended }),
         )
         .await;
+        Ok(())
+    }
+
+    /// After a new password: outstanding reset links and every trusted device are void (the
+    /// next sign-in anywhere needs the emailed code again).
+    async fn credentials_replaced(&self, user_id: i64, now: i64) -> Result<()> {
+        self.repo.void_password_resets(user_id, now).await?;
+        self.repo.distrust_devices(user_id, None, now).await?;
         Ok(())
     }
 
@@ -107,14 +140,13 @@ impl Auth {
             .await?
             .filter(|u| u.deleted_at.is_none())
             .ok_or(Error::UserNotFound)?;
-        let attempt = self
-            .begin_login_attempt(&user.email, client.ip.as_deref())
-            .await?;
-        if !self
+        let attempt = self.begin_login_attempt(&user.email, client).await?;
+        let share = self.hash_shares.acquire(client).await;
+        let valid = self
             .hasher
             .verify(current_password, Some(&user.password_hash))
-            .await?
-        {
+            .await?;
+        if !valid {
             self.audit(
                 "password_change_failed",
                 Some(user_id),
@@ -130,9 +162,10 @@ impl Auth {
         }
         self.login_attempt_succeeded(attempt).await?;
         let hash = self.hasher.hash(new_password).await?;
-        self.repo
-            .set_password_hash(user_id, &hash, now_ms())
-            .await?;
+        drop(share);
+        let now = now_ms();
+        self.repo.set_password_hash(user_id, &hash, now).await?;
+        self.credentials_replaced(user_id, now).await?;
         let ended = self
             .end_all_sessions(user_id, Some(claims.sid), "password_changed")
             .await?;

@@ -11,7 +11,30 @@ pub const TEMPLATE_CONCURRENT_LOGIN: &str = "device-approval-concurrent-login";
 pub const TEMPLATE_PASSWORD_RESET: &str = "password-reset";
 pub const TEMPLATE_TEAM_INVITE: &str = "team-invite";
 
+/// The longest team or role name put into an email, in characters.
+const MAX_NAME_IN_EMAIL: usize = 40;
+
+/// A name chosen by a user, fit for a subject line: no control or invisible format characters,
+/// whitespace collapsed, at most `MAX_NAME_IN_EMAIL` characters.
+pub fn name_for_email(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .filter(|c| !c.is_control() && !crate::domain::text::is_format_char(*c))
+        .collect();
+    let words: Vec<&str> = cleaned.split_whitespace().collect();
+    let joined = words.join(" ");
+    if joined.chars().count() > MAX_NAME_IN_EMAIL {
+        let cut: String = joined.chars().take(MAX_NAME_IN_EMAIL - 1).collect();
+        format!("{}…", cut.trim_end())
+    } else {
+        joined
+    }
+}
+
 pub fn team_invite(to: &str, team: &str, role: &str, link: &str) -> OutgoingEmail {
+    let team = name_for_email(team);
+    let role = name_for_email(role);
     OutgoingEmail {
         to: to.to_owned(),
         template: TEMPLATE_TEAM_INVITE.to_owned(),

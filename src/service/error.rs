@@ -17,6 +17,8 @@ pub enum Error {
     RateLimited { retry_after: Duration },
     #[error("Too many open event streams; close another tab or window")]
     TooManyStreams,
+    #[error("Request timed out")]
+    RequestTimeout,
     #[error("Pre-auth token expired")]
     PreauthExpired,
     #[error("Email verification code required")]

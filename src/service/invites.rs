@@ -3,9 +3,12 @@
 
 use super::ports::{InviteRecord, NewInvite};
 use super::rbac::TeamAccess;
-use super::{Auth, ClientInfo, Error, Result, emails, tokens};
+use std::time::Duration;
+
+use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
 use crate::domain::claims::AccessClaims;
 use crate::domain::email::Email;
+use crate::domain::permissions::TEAM_MEMBERS_INVITE;
 use crate::domain::time::now_ms;
 use crate::domain::{RoleId, TeamId};
 
@@ -35,6 +38,7 @@ impl Auth {
                 detail: "This person is already a member of the team",
             });
         }
+        self.limit_invites(inviter, email.as_str()).await?;
         let token = tokens::random_token();
         let now = now_ms();
         let id = self
@@ -126,6 +130,11 @@ impl Auth {
         if user.email != invite.email {
             return Err(Error::InviteEmailMismatch);
         }
+        // An invite is only as good as its inviter's rights now: one removed, or no longer
+        // allowed to invite or to grant this role, has left nothing behind that still works.
+        if !self.inviter_still_entitled(&invite).await? {
+            return Err(Error::TokenInvalid);
+        }
         if self
             .repo
             .membership(user_id, invite.team_id)
@@ -138,11 +147,25 @@ impl Auth {
             });
         }
         self.rbac_changed(invite.team_id).await?;
-        let (team_id, role_id) = self
+        let Some((team_id, role_id)) = self
             .repo
             .accept_invite(invite.id, user_id, now_ms())
             .await?
-            .ok_or(Error::TokenInvalid)?;
+        else {
+            // Another invite of this address was accepted at the same moment.
+            if self
+                .repo
+                .membership(user_id, invite.team_id)
+                .await?
+                .is_some()
+            {
+                return Err(Error::Conflict {
+                    code: "already_member",
+                    detail: "You are already a member of the team",
+                });
+            }
+            return Err(Error::TokenInvalid);
+        };
         self.rbac_changed(team_id).await?;
         self.audit_team(
             "invite_accepted",
@@ -154,5 +177,50 @@ impl Auth {
         )
         .await;
         Ok((team_id, role_id))
+    }
+}
+
+impl Auth {
+    /// Invites per team and per inviter per hour, and per invited address per day: a team
+    /// cannot be used to mail arbitrary addresses in bulk, nor one address repeatedly.
+    async fn limit_invites(&self, inviter: &TeamAccess, email: &str) -> Result<()> {
+        const HOUR: Duration = Duration::from_secs(3600);
+        const DAY: Duration = Duration::from_secs(86_400);
+        let per_hour = i64::from(self.settings.invite_rate_limit_per_hour);
+        let per_address = i64::from(self.settings.invite_rate_limit_per_address);
+        let limits = [
+            (keys::invites_team(inviter.team_id), per_hour, HOUR),
+            (keys::invites_inviter(inviter.user_id), per_hour, HOUR),
+            (
+                keys::invites_address(&tokens::hash_token(email)),
+                per_address,
+                DAY,
+            ),
+        ];
+        for (key, limit, window) in limits {
+            let (count, left) = self.store.increment(&key, 1, window).await?;
+            if count > limit {
+                return Err(Error::RateLimited { retry_after: left });
+            }
+        }
+        Ok(())
+    }
+
+    /// The inviter is still a member holding `team.members.invite` and every permission of the
+    /// invite's role.
+    async fn inviter_still_entitled(&self, invite: &InviteRecord) -> Result<bool> {
+        let Some(membership) = self
+            .repo
+            .membership(invite.invited_by_user_id, invite.team_id)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let held = self.repo.role_permissions(membership.role_id).await?;
+        if !held.iter().any(|p| p == TEAM_MEMBERS_INVITE) {
+            return Ok(false);
+        }
+        let granted = self.repo.role_permissions(invite.role_id).await?;
+        Ok(granted.iter().all(|p| held.contains(p)))
     }
 }

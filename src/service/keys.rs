@@ -23,9 +23,10 @@ pub fn concurrent_login_link(link_hash: &str) -> String {
     format!("concurrent_login:link:{link_hash}")
 }
 
-/// Pending approval requests of one user (bounded: no prompt or email flood).
-pub fn concurrent_login_pending(user_id: i64) -> String {
-    format!("concurrent_login:pending:{user_id}")
+/// One of a user's few pending-approval slots (bounded: no prompt or email flood); holds the
+/// approval token and expires with its request.
+pub fn concurrent_login_pending(user_id: i64, slot: u32) -> String {
+    format!("concurrent_login:pending:{user_id}:{slot}")
 }
 
 pub fn password_reset_requests(email_hash: &str) -> String {
@@ -42,7 +43,62 @@ pub fn login_failures_account(email_hash: &str) -> String {
 }
 
 pub fn login_failures_ip(ip: &str) -> String {
-    format!("ratelimit:login:ip:{ip}")
+    format!("ratelimit:login:ip:{}", ip_bucket(ip))
+}
+
+/// Password verifications (right or wrong) per client network: bounds argon2 work per client.
+pub fn login_verifications_ip(ip: &str) -> String {
+    format!("ratelimit:login_verify:ip:{}", ip_bucket(ip))
+}
+
+/// Unauthenticated requests that email an address (reset, verification resend), per client.
+pub fn email_requests_ip(ip: &str) -> String {
+    format!("ratelimit:email_requests:ip:{}", ip_bucket(ip))
+}
+
+/// Set while a rate-limit audit row for `limit_key` has been written in its window.
+pub fn rate_limit_audited(limit_key: &str) -> String {
+    format!("ratelimit:audited:{limit_key}")
+}
+
+/// Invites created per team, per inviter and per invited address.
+pub fn invites_team(team_id: i64) -> String {
+    format!("ratelimit:invites:team:{team_id}")
+}
+
+pub fn invites_inviter(user_id: i64) -> String {
+    format!("ratelimit:invites:inviter:{user_id}")
+}
+
+pub fn invites_address(email_hash: &str) -> String {
+    format!("ratelimit:invites:address:{email_hash}")
+}
+
+/// "Already registered" notices sent to one address.
+pub fn registered_notices(email_hash: &str) -> String {
+    format!("ratelimit:registered_notice:{email_hash}")
+}
+
+/// The last failed Virtuozzo sign-in of a team (epoch ms), shown by its status.
+pub fn virtuozzo_refresh_failed(team_id: i64) -> String {
+    format!("virtuozzo:refresh_failed:{team_id}")
+}
+
+/// The network a client address counts for: an IPv4 address itself, an IPv6 address by its
+/// /64 (one subscriber usually holds a whole /64, so per-address keys would be unlimited).
+pub fn ip_bucket(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_owned(),
+    }
 }
 
 /// Wrong emailed codes of one account, across its logins.
@@ -57,7 +113,7 @@ pub fn otp_emails(user_id: i64) -> String {
 
 /// Unauthenticated requests that cost password hashing (sign-up, reset confirmation), per IP.
 pub fn expensive_requests_ip(ip: &str) -> String {
-    format!("ratelimit:expensive:ip:{ip}")
+    format!("ratelimit:expensive:ip:{}", ip_bucket(ip))
 }
 
 pub fn verification_resend(email_hash: &str) -> String {
@@ -82,4 +138,21 @@ pub fn instance(id: &str) -> String {
 /// Held while one instance signs a team in to Virtuozzo.
 pub fn virtuozzo_signin_lock(team_id: i64) -> String {
     format!("virtuozzo:signin_lock:{team_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ip_bucket;
+
+    #[test]
+    fn ipv6_counts_by_its_64() {
+        assert_eq!(ip_bucket("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            ip_bucket("2001:db8:1:2:ffff::9"),
+            ip_bucket("2001:db8:1:2::1")
+        );
+        assert_ne!(ip_bucket("2001:db8:1:3::1"), ip_bucket("2001:db8:1:2::1"));
+        assert_eq!(ip_bucket("203.0.113.7"), "203.0.113.7");
+        assert_eq!(ip_bucket("::ffff:203.0.113.7"), "203.0.113.7");
+    }
 }

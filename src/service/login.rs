@@ -29,6 +29,10 @@ pub struct PreauthState {
     /// The concurrent-login approval this login waits for, once it has asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_token: Option<String>,
+    /// The hash of the trusted device this login came from (or was trusted by its code): a
+    /// denied approval ends that trust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_hash: Option<String>,
 }
 
 impl PreauthState {
@@ -66,34 +70,19 @@ impl Auth {
         if password.is_empty() || password.chars().count() > MAX_PASSWORD_CHARS {
             return Err(Error::validation("password", "password is required"));
         }
-        let attempt = match self
-            .begin_login_attempt(email.as_str(), client.ip.as_deref())
-            .await
-        {
-            Ok(a) => a,
-            Err(e @ Error::RateLimited { .. }) => {
-                self.audit(
-                    "login_rate_limited",
-                    None,
-                    None,
-                    client,
-                    serde_json::json!({}),
-                )
-                .await;
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
+        let attempt = self.begin_login_attempt(email.as_str(), client).await?;
 
         let user = self
             .repo
             .user_by_email(email.as_str())
             .await?
             .filter(|u| u.deleted_at.is_none());
+        let share = self.hash_shares.acquire(client).await;
         let valid = self
             .hasher
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
             .await?;
+        drop(share);
         let user = match user {
             Some(user) if valid => user,
             user => {
@@ -108,18 +97,19 @@ impl Auth {
                 return Err(Error::InvalidCredentials);
             }
         };
-        self.login_attempt_succeeded(attempt).await?;
+        // An unverified account's correct password clears nothing: otherwise such accounts
+        // would give unlimited password verifications.
         if user.email_verified_at.is_none() {
             return Err(Error::EmailNotVerified);
         }
+        self.login_attempt_succeeded(attempt).await?;
 
         let now = now_ms();
-        let trusted = match device_token.filter(|t| !t.is_empty() && t.len() <= 128) {
-            Some(t) => {
-                self.repo
-                    .is_trusted_device(user.id, &tokens::hash_token(t), now)
-                    .await?
-            }
+        let presented_device = device_token
+            .filter(|t| !t.is_empty() && t.len() <= 128)
+            .map(tokens::hash_token);
+        let trusted = match &presented_device {
+            Some(hash) => self.repo.is_trusted_device(user.id, hash, now).await?,
             None => false,
         };
         let preauth_token = tokens::random_token();
@@ -134,6 +124,7 @@ impl Auth {
             created_at: now,
             credential: credential_fingerprint(&user.password_hash),
             approval_token: None,
+            device_hash: presented_device.filter(|_| trusted),
         };
         if state.otp_required {
             self.allow_otp_email(user.id).await?;
@@ -170,6 +161,32 @@ impl Auth {
             expires_in: ttl.as_secs(),
             teams,
         })
+    }
+
+    /// Called when the exchange of a login may proceed (no approval needed, or approved):
+    /// trusts the device whose code this login verified.
+    pub(crate) async fn trust_verified_device(
+        &self,
+        state: &PreauthState,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let (true, true, Some(device_hash)) =
+            (state.otp_required, state.otp_verified, &state.device_hash)
+        else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let expires_at = now + ms(self.settings.trusted_device_ttl);
+        self.repo
+            .trust_device(
+                state.user_id,
+                device_hash,
+                client.user_agent.as_deref(),
+                now,
+                expires_at,
+            )
+            .await?;
+        Ok(())
     }
 
     pub(crate) async fn load_preauth(&self, token: &str) -> Result<Option<(String, PreauthState)>> {
@@ -216,9 +233,11 @@ impl Auth {
             self.store.delete(&keys::preauth(preauth_token)).await?;
             return Err(Error::OtpAttemptsExceeded);
         }
+        // Counted against the account before the comparison (given back if right), so
+        // parallel guesses across several logins stay within the per-account cap.
+        self.reserve_otp_attempt(state.user_id).await?;
         let given = self.keys.otp_digest(preauth_token, code);
         if !tokens::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            self.otp_failed(state.user_id).await?;
             self.audit(
                 "otp_failed",
                 Some(state.user_id),
@@ -236,9 +255,13 @@ impl Auth {
             });
         }
 
+        self.release_otp_attempt(state.user_id).await?;
+        let device_token = tokens::random_token();
+        let device_hash = tokens::hash_token(&device_token);
         let verified = PreauthState {
             otp_verified: true,
             otp_digest: None,
+            device_hash: Some(device_hash.clone()),
             ..state.clone()
         };
         let ttl = self
@@ -255,19 +278,9 @@ impl Auth {
             return Err(Error::PreauthExpired);
         }
         self.store.delete(&attempts_key).await?;
-
-        let now = now_ms();
-        let device_token = tokens::random_token();
-        let expires_at = now + ms(self.settings.trusted_device_ttl);
-        self.repo
-            .trust_device(
-                state.user_id,
-                &tokens::hash_token(&device_token),
-                client.user_agent.as_deref(),
-                now,
-                expires_at,
-            )
-            .await?;
+        // The device cookie is handed out now, but the device becomes trusted only once this
+        // login may become a session (see `trust_verified_device`): a login that is denied or
+        // never completed leaves nothing trusted behind.
         self.audit(
             "otp_verified",
             Some(state.user_id),

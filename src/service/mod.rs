@@ -10,6 +10,7 @@ pub mod diagnostics;
 pub mod emails;
 pub mod error;
 pub mod events;
+pub mod fair_share;
 pub mod invites;
 pub mod keys;
 pub mod login;
@@ -60,6 +61,12 @@ pub struct AuthSettings {
     pub login_rate_limit_attempts: u32,
     pub login_rate_limit_ip_attempts: u32,
     pub login_rate_limit_window: Duration,
+    pub login_rate_limit_ip_verifications: u32,
+    pub email_request_rate_limit_ip: u32,
+    pub invite_rate_limit_per_hour: u32,
+    pub invite_rate_limit_per_address: u32,
+    pub registered_notice_limit_per_day: u32,
+    pub password_hash_client_concurrency: usize,
     pub otp_max_attempts: u32,
     pub vz_session_ttl: Duration,
     pub vz_timeout: Duration,
@@ -82,6 +89,12 @@ impl AuthSettings {
             login_rate_limit_attempts: c.login_rate_limit_attempts,
             login_rate_limit_ip_attempts: c.login_rate_limit_ip_attempts,
             login_rate_limit_window: c.login_rate_limit_window,
+            login_rate_limit_ip_verifications: c.login_rate_limit_ip_verifications,
+            email_request_rate_limit_ip: c.email_request_rate_limit_ip,
+            invite_rate_limit_per_hour: c.invite_rate_limit_per_hour,
+            invite_rate_limit_per_address: c.invite_rate_limit_per_address,
+            registered_notice_limit_per_day: c.registered_notice_limit_per_day,
+            password_hash_client_concurrency: c.password_hash_client_concurrency,
             otp_max_attempts: c.otp_max_attempts,
             vz_session_ttl: c.vz_session_ttl,
             vz_timeout: c.vz_timeout,
@@ -101,6 +114,8 @@ pub struct Auth {
     pub(crate) store: Arc<dyn EphemeralStore>,
     pub(crate) keys: TokenKeys,
     pub(crate) hasher: PasswordHasher,
+    /// Each client's share of the hasher (see `fair_share`).
+    pub(crate) hash_shares: fair_share::HashShares,
     pub(crate) settings: AuthSettings,
     /// Wakes the email outbox worker when a message is queued.
     pub(crate) outbox_wakeup: Arc<Notify>,
@@ -142,6 +157,7 @@ impl Auth {
             store,
             keys,
             hasher,
+            hash_shares: fair_share::HashShares::new(settings.password_hash_client_concurrency),
             settings,
             outbox_wakeup,
             cache: cache::FactCache::default(),

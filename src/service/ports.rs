@@ -232,6 +232,8 @@ pub trait VerificationRepo: Send + Sync {
         token_hash: &str,
         now: Millis,
     ) -> StoreResult<Option<UserId>>;
+    /// Voids every unused reset token of the user (after a password change or reset).
+    async fn void_password_resets(&self, user_id: UserId, now: Millis) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -409,6 +411,13 @@ pub trait DeviceRepo: Send + Sync {
         user_agent: Option<&str>,
         now: Millis,
         expires_at: Millis,
+    ) -> StoreResult<()>;
+    /// Ends the trust in one device of the user, or in all of them (`None`).
+    async fn distrust_devices(
+        &self,
+        user_id: UserId,
+        device_hash: Option<&str>,
+        now: Millis,
     ) -> StoreResult<()>;
 }
 

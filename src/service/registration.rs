@@ -1,5 +1,7 @@
 //! Sign-up and email verification.
 
+use std::sync::Arc;
+
 use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
 use crate::domain::email::Email;
 use crate::domain::password::check_policy;
@@ -37,9 +39,11 @@ impl Auth {
         let name = validate_name(&input.name)?;
         check_policy(&input.password).map_err(|e| Error::validation("password", e.0))?;
 
-        self.limit_expensive_request(client.ip.as_deref()).await?;
+        self.limit_expensive_request(client).await?;
         // Hash first, whatever happens next: the answer takes as long for a taken email.
+        let share = self.hash_shares.acquire(client).await;
         let hash = self.hasher.hash(&input.password).await?;
+        drop(share);
         let now = now_ms();
         let team_name = format!("{name}'s team");
         match self
@@ -59,6 +63,15 @@ impl Auth {
                 self.send_verification(user_id, email.as_str(), &name).await
             }
             None => {
+                // Bounded per address: sign-up cannot be used to mail someone repeatedly.
+                let key = keys::registered_notices(&tokens::hash_token(email.as_str()));
+                let (sent, _) = self
+                    .store
+                    .increment(&key, 1, std::time::Duration::from_secs(86_400))
+                    .await?;
+                if sent > i64::from(self.settings.registered_notice_limit_per_day) {
+                    return Ok(());
+                }
                 let login_url = self.settings.base_url.to_string();
                 self.queue_email(emails::already_registered(email.as_str(), &login_url))
                     .await
@@ -104,25 +117,41 @@ impl Auth {
         Ok(())
     }
 
-    /// Sends a new link to an unverified account. The answer is the same for every address;
-    /// each address gets a bounded number of emails per hour.
-    pub async fn resend_verification(&self, email: &str) -> Result<()> {
+    /// Sends a new link to an unverified account. The answer is the same for every address
+    /// and so is the work on the request path (the client and address counters): the account
+    /// lookup and the email run off it. Each address gets a bounded number of emails per hour.
+    pub async fn resend_verification(
+        self: &Arc<Self>,
+        email: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
         let Ok(email) = Email::parse(email) else {
             return Err(Error::validation("email", "email is invalid"));
         };
+        self.limit_email_request(client).await?;
         // Counted for every address, so the answer (and an outage) looks the same for all.
         let key = keys::verification_resend(&tokens::hash_token(email.as_str()));
         let (count, _) = self
             .store
             .increment(&key, 1, std::time::Duration::from_secs(3600))
             .await?;
-        let Some(user) = self.repo.user_by_email(email.as_str()).await? else {
+        if count > RESEND_LIMIT_PER_HOUR {
+            return Ok(());
+        }
+        let auth = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = auth.resend_verification_now(email.as_str()).await {
+                tracing::warn!(event = "verification_email_failed", error = %e);
+            }
+        });
+        Ok(())
+    }
+
+    async fn resend_verification_now(&self, email: &str) -> Result<()> {
+        let Some(user) = self.repo.user_by_email(email).await? else {
             return Ok(());
         };
-        if user.email_verified_at.is_some()
-            || user.deleted_at.is_some()
-            || count > RESEND_LIMIT_PER_HOUR
-        {
+        if user.email_verified_at.is_some() || user.deleted_at.is_some() {
             return Ok(());
         }
         self.send_verification(user.id, &user.email, &user.name)

@@ -4,7 +4,7 @@ use super::ports::RoleRecord;
 use super::rbac::TeamAccess;
 use super::{Auth, ClientInfo, Error, Result};
 use crate::domain::RoleId;
-use crate::domain::permissions::BUILTIN_ROLES;
+use crate::domain::text::role_name;
 use crate::domain::time::now_ms;
 
 const MAX_ROLE_NAME_CHARS: usize = 50;
@@ -43,22 +43,11 @@ impl Auth {
         permissions: &[String],
         client: &ClientInfo,
     ) -> Result<RoleId> {
-        let name = name.trim();
-        if name.is_empty()
-            || name.chars().count() > MAX_ROLE_NAME_CHARS
-            || name.chars().any(char::is_control)
-        {
-            return Err(Error::validation(
-                "name",
-                format!("name must be 1 to {MAX_ROLE_NAME_CHARS} printable characters"),
-            ));
-        }
-        if BUILTIN_ROLES.iter().any(|b| b.eq_ignore_ascii_case(name)) {
-            return Err(Error::Conflict {
-                code: "role_name_taken",
-                detail: "A role of that name already exists",
-            });
-        }
+        // Normalised, and refused when it could pass for a built-in role (case, width,
+        // invisible characters, lookalike letters).
+        let name =
+            role_name(name, MAX_ROLE_NAME_CHARS).map_err(|e| Error::validation("name", e))?;
+        let name = name.as_str();
         let permissions = self.known_permissions(permissions).await?;
         editor.ensure_can_grant(&permissions)?;
         let role_id = self

@@ -25,7 +25,9 @@ impl Auth {
         let name = name.trim();
         if name.is_empty()
             || name.chars().count() > MAX_TEAM_NAME_CHARS
-            || name.chars().any(char::is_control)
+            || name
+                .chars()
+                .any(|c| c.is_control() || crate::domain::text::is_format_char(c))
         {
             return Err(Error::validation(
                 "name",

@@ -11,12 +11,17 @@ use crate::domain::time::{Millis, ms, now_ms};
 
 const PASSWORD_FIELD: &str = "vz_password";
 const SESSION_FIELD: &str = "vz_session_key";
+/// How long a failed sign-in is reported by the team's Virtuozzo status.
+const REFRESH_FAILURE_SHOWN_FOR: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
 pub struct VirtuozzoStatus {
     pub vz_email: Option<String>,
     pub session_key_expires_at: Option<Millis>,
-    /// `not_configured`, `no_session`, `active` or `expired`.
+    /// `not_configured`, `no_session`, `active`, `expired` or `refresh_failed` (the last
+    /// sign-in failed and there is no live key: the credentials need fixing).
     pub status: &'static str,
+    /// When the last sign-in failed, while that is the news.
+    pub refresh_failed_at: Option<Millis>,
 }
 
 fn require_owner(access: &TeamAccess) -> Result<()> {
@@ -45,6 +50,10 @@ impl Auth {
         let sealed = self.vault.seal(access.team_id, PASSWORD_FIELD, password)?;
         self.repo
             .set_virtuozzo_credentials(access.team_id, email.as_str(), &sealed)
+            .await?;
+        // New credentials: the last failure is no longer the news.
+        self.store
+            .delete(&keys::virtuozzo_refresh_failed(access.team_id))
             .await?;
         let details = serde_json::json!({ "vz_email": email.as_str() });
         self.audit_team(
@@ -75,10 +84,23 @@ impl Auth {
             (Some(_), Some(_), Some(_)) => "expired",
             _ => "no_session",
         };
+        let refresh_failed_at = match status {
+            "not_configured" | "active" => None,
+            _ => self
+                .store
+                .get(&keys::virtuozzo_refresh_failed(access.team_id))
+                .await?
+                .and_then(|at| at.parse::<Millis>().ok()),
+        };
         Ok(VirtuozzoStatus {
             vz_email: record.vz_email,
             session_key_expires_at: record.session_key_expires_at,
-            status,
+            status: if refresh_failed_at.is_some() {
+                "refresh_failed"
+            } else {
+                status
+            },
+            refresh_failed_at,
         })
     }
 
@@ -94,7 +116,10 @@ impl Auth {
     }
 
     /// At session exchange: an Owner whose team has credentials but no live session key signs
-    /// in first; if that fails the exchange answers 503 (and the pre-auth token stays usable).
+    /// in first. If that sign-in fails the exchange still succeeds: stale credentials must not
+    /// lock the Owner out of the one place where they can be fixed. The failure is audited and
+    /// shown by `GET /teams/<id>/virtuozzo` (`status: refresh_failed`); an explicit refresh
+    /// still answers 503 "Virtuozzo session refresh failed".
     pub(crate) async fn ensure_virtuozzo_session(
         &self,
         user_id: i64,
@@ -114,9 +139,13 @@ impl Auth {
         if record.password_sealed.is_none() || live {
             return Ok(());
         }
-        self.sign_in_to_virtuozzo(membership.team_id, user_id, client)
+        match self
+            .sign_in_to_virtuozzo(membership.team_id, user_id, client)
             .await
-            .map(|_| ())
+        {
+            Ok(_) | Err(Error::VirtuozzoRefreshFailed) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// One sign-in per team at a time: a concurrent caller waits for the other's result.
@@ -186,6 +215,9 @@ impl Auth {
                 {
                     return Err(Error::VirtuozzoRefreshFailed);
                 }
+                self.store
+                    .delete(&keys::virtuozzo_refresh_failed(team_id))
+                    .await?;
                 self.audit_team(
                     "virtuozzo_session_refreshed",
                     user_id,
@@ -199,6 +231,13 @@ impl Auth {
             }
             Err(reason) => {
                 tracing::warn!(event = "virtuozzo_refresh_failed", team_id, %reason);
+                self.store
+                    .set(
+                        &keys::virtuozzo_refresh_failed(team_id),
+                        &now_ms().to_string(),
+                        REFRESH_FAILURE_SHOWN_FOR,
+                    )
+                    .await?;
                 let details = serde_json::json!({ "reason": reason });
                 self.audit_team(
                     "virtuozzo_session_refresh_failed",

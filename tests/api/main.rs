@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod concurrent;
 mod deployments_pg;
+mod hardening;
 mod input;
 mod lifecycle;
 mod login;

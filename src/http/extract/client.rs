@@ -10,8 +10,6 @@ use ipnet::IpNet;
 use crate::http::AppState;
 use crate::service::{ClientInfo, Error};
 
-const MAX_USER_AGENT_CHARS: usize = 512;
-
 pub struct Client(pub ClientInfo);
 
 impl FromRequestParts<AppState> for Client {
@@ -38,7 +36,7 @@ impl FromRequestParts<AppState> for Client {
             .headers
             .get(axum::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
+            .map(crate::service::audit::bounded_user_agent);
         Ok(Client(ClientInfo {
             ip: ip.map(|ip| ip.to_string()),
             user_agent,

@@ -66,9 +66,10 @@ pub struct EmailBody {
 
 pub async fn resend_verification(
     State(s): State<AppState>,
+    Client(client): Client,
     ApiJson(b): ApiJson<EmailBody>,
 ) -> Result<impl IntoResponse> {
-    s.auth.resend_verification(&b.email).await?;
+    s.auth.resend_verification(&b.email, &client).await?;
     let body = json!({ "detail": "If this address has an unverified account, we have sent a new link to it." });
     Ok((StatusCode::ACCEPTED, Json(body)))
 }

@@ -42,6 +42,7 @@ pub async fn status(
         "vz_email": v.vz_email,
         "session_key_expires_at": v.session_key_expires_at.map(rfc3339),
         "status": v.status,
+        "refresh_failed_at": v.refresh_failed_at.map(rfc3339),
     })))
 }
 

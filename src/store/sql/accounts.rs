@@ -222,6 +222,19 @@ impl VerificationRepo for SqlStore {
             Ok(Some(user_id))
         })
     }
+
+    async fn void_password_resets(&self, user_id: UserId, now: Millis) -> StoreResult<()> {
+        const SQL: &str =
+            "UPDATE password_reset_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL";
+        on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(now)
+            .bind(user_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -264,6 +277,35 @@ impl DeviceRepo for SqlStore {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn distrust_devices(
+        &self,
+        user_id: UserId,
+        device_hash: Option<&str>,
+        now: Millis,
+    ) -> StoreResult<()> {
+        const ONE: &str = "UPDATE trusted_devices SET expires_at = $1
+            WHERE user_id = $2 AND device_hash = $3 AND expires_at > $1";
+        const ALL: &str =
+            "UPDATE trusted_devices SET expires_at = $1 WHERE user_id = $2 AND expires_at > $1";
+        match device_hash {
+            Some(hash) => on_db!(&self.db, |pool| sqlx::query(ONE)
+                .bind(now)
+                .bind(user_id)
+                .bind(hash)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())),
+            None => on_db!(&self.db, |pool| sqlx::query(ALL)
+                .bind(now)
+                .bind(user_id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())),
+        }
         .map_err(db_err)?;
         Ok(())
     }

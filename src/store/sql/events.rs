@@ -72,8 +72,12 @@ impl OutboxRepo for SqlStore {
         Ok(claimed)
     }
 
+    /// A sent message keeps only a redacted summary (its kind stays in `kind`): its links and
+    /// codes must not stay usable at rest.
     async fn mark_email_sent(&self, id: i64, now: Millis) -> StoreResult<()> {
-        const SQL: &str = "UPDATE email_outbox SET status = 'sent', sent_at = $1, last_error = NULL WHERE id = $2";
+        const SQL: &str =
+            "UPDATE email_outbox SET status = 'sent', sent_at = $1, last_error = NULL,
+            payload = '{\"redacted\":true}' WHERE id = $2";
         on_db!(&self.db, |pool| sqlx::query(SQL)
             .bind(now)
             .bind(id)
@@ -91,8 +95,8 @@ impl OutboxRepo for SqlStore {
         retry_at: Option<Millis>,
     ) -> StoreResult<()> {
         const RETRY: &str = "UPDATE email_outbox SET status = 'pending', last_error = $1, next_attempt_at = $2 WHERE id = $3";
-        const GIVE_UP: &str =
-            "UPDATE email_outbox SET status = 'failed', last_error = $1 WHERE id = $2";
+        const GIVE_UP: &str = "UPDATE email_outbox SET status = 'failed', last_error = $1,
+            payload = '{\"redacted\":true}' WHERE id = $2";
         match retry_at {
             Some(at) => on_db!(&self.db, |pool| sqlx::query(RETRY)
                 .bind(error)

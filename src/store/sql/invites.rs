@@ -97,7 +97,10 @@ impl InviteRepo for SqlStore {
     ) -> StoreResult<Option<(TeamId, RoleId)>> {
         const USE: &str = "UPDATE team_invites SET accepted_at = $1, accepted_by_user_id = $2
             WHERE id = $3 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $1 RETURNING team_id, role_id";
-        const JOIN: &str = "INSERT INTO team_members (user_id, team_id, role_id, created_at) VALUES ($1, $2, $3, $4)";
+        // Two invites of one address accepted at once: the second finds the membership and
+        // changes nothing (no unique violation).
+        const JOIN: &str = "INSERT INTO team_members (user_id, team_id, role_id, created_at) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (user_id, team_id) DO NOTHING";
         on_db!(&self.db, |pool| {
             let mut tx = pool.begin().await.map_err(db_err)?;
             let used: Option<(i64, i64)> = sqlx::query_as(USE)
@@ -110,14 +113,19 @@ impl InviteRepo for SqlStore {
             let Some((team_id, role_id)) = used else {
                 return Ok(None);
             };
-            sqlx::query(JOIN)
+            let joined = sqlx::query(JOIN)
                 .bind(user_id)
                 .bind(team_id)
                 .bind(role_id)
                 .bind(now)
                 .execute(&mut *tx)
                 .await
-                .map_err(db_err)?;
+                .map_err(db_err)?
+                .rows_affected();
+            if joined == 0 {
+                tx.rollback().await.map_err(db_err)?;
+                return Ok(None);
+            }
             tx.commit().await.map_err(db_err)?;
             Ok(Some((team_id, role_id)))
         })

@@ -104,8 +104,9 @@ impl SqlStore {
 
 async fn connect_sqlite(path: &Path) -> anyhow::Result<SqlitePool> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        crate::config::create_private_dir(dir)?;
     }
+    owner_only_file(path)?;
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -119,6 +120,26 @@ async fn connect_sqlite(path: &Path) -> anyhow::Result<SqlitePool> {
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await?)
+}
+
+/// The database file is created (or tightened) to 0600 before SQLite opens it; SQLite gives its
+/// `-wal` and `-shm` files the database file's permissions.
+fn owner_only_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    drop(file);
+    Ok(())
 }
 
 /// A database that is down or saturated is `Unavailable` (503, retried by clients); anything

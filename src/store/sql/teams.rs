@@ -210,11 +210,19 @@ impl TeamRepo for SqlStore {
         role_id: RoleId,
         permissions: &[String],
     ) -> StoreResult<()> {
+        // Row lock on the role first: parallel edits of one role run one after the other, so a
+        // DELETE never misses rows another edit is inserting (no unique violation, last wins).
+        const LOCK_ROLE: &str = "UPDATE roles SET name = name WHERE id = $1";
         const CLEAR: &str = "DELETE FROM role_permissions WHERE role_id = $1";
         const GRANT: &str =
             "INSERT INTO role_permissions (role_id, permission_slug) VALUES ($1, $2)";
         on_db!(&self.db, |pool| {
             let mut tx = pool.begin().await.map_err(db_err)?;
+            sqlx::query(LOCK_ROLE)
+                .bind(role_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
             sqlx::query(CLEAR)
                 .bind(role_id)
                 .execute(&mut *tx)
