@@ -152,7 +152,10 @@ fn assert_no_5xx(seen: &[StatusCode], what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_mid_traffic_logs_nobody_out() {
     let servers = RedisShapeServers::start("sentinel");
-    let settings = [("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "100000")];
+    let settings = [
+        ("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "100000"),
+        ("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", "100000"),
+    ];
     let app = app_on(servers.test_redis(), &settings).await;
     let user = app.verified_user().await;
     let b = app.signed_in(&user).await;
@@ -198,7 +201,10 @@ async fn a_sentinel_failover_mid_traffic_logs_nobody_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_slot_migration_mid_traffic_logs_nobody_out() {
     let servers = RedisShapeServers::start("cluster");
-    let settings = [("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "100000")];
+    let settings = [
+        ("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "100000"),
+        ("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", "100000"),
+    ];
     let app = app_on(servers.test_redis(), &settings).await;
     let user = app.verified_user().await;
     let b = app.signed_in(&user).await;

@@ -312,7 +312,10 @@ async fn lost_redis_state_logs_nobody_out_and_revives_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_on_one_instance_is_refused_by_the_other_at_once() {
     let storage = Arc::new(Storage::new(Mode::Production).await);
-    let settings = [("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "100000")];
+    let settings = [
+        ("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "100000"),
+        ("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", "100000"),
+    ];
     let a = instance(&storage, &settings).await;
     let b = instance(&storage, &settings).await;
     let user = a.verified_user().await;
