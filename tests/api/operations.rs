@@ -543,6 +543,11 @@ async fn redis_pubsub_reaches_other_instances_and_resubscribes() {
         }
     );
 
+    // A healthy subscription stays up across its liveness pings (one every 2 s): nothing but
+    // silence for a while.
+    let quiet = tokio::time::timeout(Duration::from_secs(5), events.next()).await;
+    assert!(quiet.is_err(), "no event on a healthy bus: {quiet:?}");
+
     redis.stop();
     assert_eq!(next(&mut events).await, BusEvent::Down);
     redis.restart().await;

@@ -329,7 +329,7 @@ impl EphemeralStore for RedisStore {
                                 None => break,
                             },
                             _ = ping.tick() => {
-                                let answered = tokio::time::timeout(timeout, sink.ping::<String>()).await;
+                                let answered = tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;
                                 if !matches!(answered, Ok(Ok(_))) {
                                     break;
                                 }
