@@ -20,7 +20,7 @@ export BIND_ADDR="127.0.0.1:$PORT" LOG_LEVEL=warn
 "$BIN" migrate >/dev/null
 NOW_MS=$(($(date +%s) * 1000))
 psql "$DATABASE_URL" -qc "
-INSERT INTO users (email, name, password_hash, created_at) VALUES ('startup@example.com', 's', 'x', $NOW_MS);
+INSERT INTO users (email, name, password_hash, created_at, updated_at) VALUES ('startup@example.com', 's', 'x', $NOW_MS, $NOW_MS);
 INSERT INTO teams (name, owner_user_id, created_at) VALUES ('t', 1, $NOW_MS);
 INSERT INTO active_sessions (user_id, team_id, refresh_token_jti, created_at, last_seen_at, expires_at, revoked_at, revoked_reason)
 SELECT 1, 1, 'jti' || g, $NOW_MS, $NOW_MS, $NOW_MS + 86400000, $NOW_MS - g, 'logout' FROM generate_series(1, $N) g;"
