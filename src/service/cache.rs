@@ -163,6 +163,8 @@ impl FactCache {
         }
     }
 
+    /// A session by id; only sessions that exist are cached, so a session created on another
+    /// instance is never hidden behind a cached absence.
     pub async fn session<F, Fut>(
         &self,
         id: SessionId,
@@ -172,20 +174,7 @@ impl FactCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<SessionRecord>>>,
     {
-        // Only sessions that exist are cached: a session created on another instance is never
-        // hidden behind a cached absence.
-        if self.is_coherent()
-            && let Some(hit) = self.sessions.get(&id)
-        {
-            return Ok(Some(hit));
-        }
-        let generation = self.generation.load(Ordering::SeqCst);
-        let Some(found) = load().await? else {
-            return Ok(None);
-        };
-        let found = Arc::new(found);
-        self.fill(&self.sessions, id, Arc::clone(&found), generation);
-        Ok(Some(found))
+        self.existing(&self.sessions, id, load).await
     }
 
     pub async fn user<F, Fut>(&self, id: UserId, load: F) -> Result<Option<Arc<UserRecord>>>
@@ -193,8 +182,24 @@ impl FactCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<UserRecord>>>,
     {
+        self.existing(&self.users, id, load).await
+    }
+
+    /// Read-through for facts that are cached only when they exist.
+    async fn existing<K, V, F, Fut>(
+        &self,
+        cache: &Cache<K, Arc<V>>,
+        key: K,
+        load: F,
+    ) -> Result<Option<Arc<V>>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<V>>>,
+    {
         if self.is_coherent()
-            && let Some(hit) = self.users.get(&id)
+            && let Some(hit) = cache.get(&key)
         {
             return Ok(Some(hit));
         }
@@ -203,7 +208,7 @@ impl FactCache {
             return Ok(None);
         };
         let found = Arc::new(found);
-        self.fill(&self.users, id, Arc::clone(&found), generation);
+        self.fill(cache, key, Arc::clone(&found), generation);
         Ok(Some(found))
     }
 

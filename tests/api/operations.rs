@@ -382,19 +382,7 @@ async fn revoked_sessions_survive_losing_the_ephemeral_store(mode: Mode) {
     drop(app);
 
     if mode == Mode::Production {
-        let mut r = storage.redis().await;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", storage.redis_prefix))
-            .query_async(&mut r)
-            .await
-            .unwrap();
-        if !keys.is_empty() {
-            redis::cmd("DEL")
-                .arg(&keys)
-                .query_async::<()>(&mut r)
-                .await
-                .unwrap();
-        }
+        storage.flush_redis().await;
     }
     let app = spawn(&storage, &[]).await;
     assert_eq!(app.bearer_me(&access).await, StatusCode::UNAUTHORIZED);

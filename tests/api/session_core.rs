@@ -254,22 +254,6 @@ async fn instance(storage: &Arc<Storage>, overrides: &[(&str, &str)]) -> TestApp
     TestApp::spawn_on(Arc::clone(storage), sink, port, overrides).await
 }
 
-async fn flush(storage: &Storage) {
-    let mut r = storage.redis().await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", storage.redis_prefix))
-        .query_async(&mut r)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        redis::cmd("DEL")
-            .arg(&keys)
-            .query_async::<()>(&mut r)
-            .await
-            .unwrap();
-    }
-}
-
 /// The whole ephemeral state gone (as after FLUSHALL): nobody is logged out, nothing revoked
 /// or rotated comes back, and logins are gated exactly as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +269,7 @@ async fn lost_redis_state_logs_nobody_out_and_revives_nothing() {
     let (gone_access, gone_refresh, gone_csrf) = (gone.access(), gone.refresh_token(), gone.csrf());
     expect(gone.post_csrf("/api/v1/auth/logout").await, StatusCode::OK).await;
 
-    flush(&storage).await;
+    storage.flush_redis().await;
     expect(live.me().await, StatusCode::OK).await;
     expect(live.post_csrf("/api/v1/auth/refresh").await, StatusCode::OK).await;
     expect(live.me().await, StatusCode::OK).await;

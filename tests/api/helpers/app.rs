@@ -26,10 +26,6 @@ pub fn admin_database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-pub fn test_redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
 /// The Redis deployment production-mode tests run against, from `TEST_REDIS_SHAPE` (set by
 /// `scripts/test.sh` from `scripts/redis-shape.sh`): standalone (the default), TLS, Sentinel or
 /// Cluster.
@@ -50,18 +46,23 @@ pub enum TestRedis {
 
 impl TestRedis {
     pub fn from_env() -> Self {
-        let var = |name: &str| std::env::var(name).unwrap_or_default();
-        match var("TEST_REDIS_SHAPE").as_str() {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// From the `TEST_REDIS_*` variables as `scripts/redis-shape.sh` prints them.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |name: &str| var(name).unwrap_or_default();
+        match get("TEST_REDIS_SHAPE").as_str() {
             "sentinel" => TestRedis::Sentinel {
-                sentinels: var("TEST_REDIS_SENTINELS"),
-                master: var("TEST_REDIS_SENTINEL_MASTER"),
+                sentinels: get("TEST_REDIS_SENTINELS"),
+                master: get("TEST_REDIS_SENTINEL_MASTER"),
             },
             "cluster" => TestRedis::Cluster {
-                nodes: var("TEST_REDIS_CLUSTER_NODES"),
+                nodes: get("TEST_REDIS_CLUSTER_NODES"),
             },
             _ => TestRedis::Url {
-                url: test_redis_url(),
-                ca_cert: std::env::var("TEST_REDIS_CA_CERT").ok(),
+                url: var("TEST_REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+                ca_cert: var("TEST_REDIS_CA_CERT"),
             },
         }
     }
@@ -257,6 +258,23 @@ impl Storage {
     /// A raw Redis connection to this test's key space.
     pub async fn redis(&self) -> mbpanel_auth::store::ephemeral::redis_shape::Conn {
         self.redis.connection().await
+    }
+
+    /// Deletes every key of this test's key space (as a `FLUSHALL` would, for this test only).
+    pub async fn flush_redis(&self) {
+        let mut r = self.redis().await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.redis_prefix))
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<()>(&mut r)
+                .await
+                .unwrap();
+        }
     }
 }
 

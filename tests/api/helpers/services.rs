@@ -183,21 +183,7 @@ impl RedisShapeServers {
     }
 
     pub fn test_redis(&self) -> super::app::TestRedis {
-        use super::app::TestRedis;
-        let var = |k: &str| self.env.get(k).cloned().unwrap_or_default();
-        match var("TEST_REDIS_SHAPE").as_str() {
-            "sentinel" => TestRedis::Sentinel {
-                sentinels: var("TEST_REDIS_SENTINELS"),
-                master: var("TEST_REDIS_SENTINEL_MASTER"),
-            },
-            "cluster" => TestRedis::Cluster {
-                nodes: var("TEST_REDIS_CLUSTER_NODES"),
-            },
-            _ => TestRedis::Url {
-                url: var("TEST_REDIS_URL"),
-                ca_cert: self.env.get("TEST_REDIS_CA_CERT").cloned(),
-            },
-        }
+        super::app::TestRedis::from_vars(|k| self.env.get(k).cloned())
     }
 
     /// Ports of the servers (from their pid files' names), for redis-cli.
