@@ -149,9 +149,8 @@ fn assert_no_5xx(seen: &[StatusCode], what: &str) {
     assert!(seen.len() > 10, "{what}: enough traffic ({})", seen.len());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sentinel_failover_mid_traffic_logs_nobody_out() {
-    let servers = RedisShapeServers::start("sentinel");
+/// An app on the shape, with a signed-in user whose repeated logins the limits let through.
+async fn signed_in_for_traffic(servers: &RedisShapeServers) -> (TestApp, TestUser, Browser) {
     let settings = [
         ("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "100000"),
         ("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", "100000"),
@@ -160,6 +159,13 @@ async fn a_sentinel_failover_mid_traffic_logs_nobody_out() {
     let user = app.verified_user().await;
     let b = app.signed_in(&user).await;
     expect(b.me().await, StatusCode::OK).await;
+    (app, user, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_mid_traffic_logs_nobody_out() {
+    let servers = RedisShapeServers::start("sentinel");
+    let (app, user, b) = signed_in_for_traffic(&servers).await;
     let sentinel_port = servers.env["TEST_REDIS_SENTINELS"]
         .split(',')
         .next()
@@ -201,14 +207,7 @@ async fn a_sentinel_failover_mid_traffic_logs_nobody_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_slot_migration_mid_traffic_logs_nobody_out() {
     let servers = RedisShapeServers::start("cluster");
-    let settings = [
-        ("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "100000"),
-        ("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", "100000"),
-    ];
-    let app = app_on(servers.test_redis(), &settings).await;
-    let user = app.verified_user().await;
-    let b = app.signed_in(&user).await;
-    expect(b.me().await, StatusCode::OK).await;
+    let (app, user, b) = signed_in_for_traffic(&servers).await;
     let ports = servers.ports();
     let node_id = |port: u16| {
         redis_cli(&["-p", &port.to_string(), "cluster", "myid"])
