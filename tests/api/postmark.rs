@@ -87,10 +87,10 @@ impl FakePostmark {
                 .into_iter()
                 .filter(|r| r.path == path && r.body["To"] == to)
                 .collect();
-            if let Some(r) = if ok_only { found.last() } else { found.first() } {
-                if !ok_only || self.failures_left.load(Ordering::SeqCst) == 0 {
-                    return r.clone();
-                }
+            if let Some(r) = if ok_only { found.last() } else { found.first() }
+                && (!ok_only || self.failures_left.load(Ordering::SeqCst) == 0)
+            {
+                return r.clone();
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
