@@ -11,6 +11,10 @@ use serde_json::{Value, json};
 
 use crate::service::Error;
 
+/// The stable code of an error answer, carried to the refusal log (`http::log_refusals`).
+#[derive(Debug, Clone, Copy)]
+pub struct RefusalCode(pub &'static str);
+
 /// Seconds a client should wait before retrying when a dependency is down.
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
@@ -106,6 +110,7 @@ impl IntoResponse for Error {
             _ => {}
         }
         let mut response = (status, Json(body)).into_response();
+        response.extensions_mut().insert(RefusalCode(code));
         if let Some(seconds) = retry_after {
             response
                 .headers_mut()

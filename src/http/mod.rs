@@ -13,6 +13,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, header};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -25,14 +27,17 @@ pub use state::AppState;
 /// Request bodies are small JSON documents; anything larger is refused with 413.
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// The request span: method and path only. The query (emailed links carry `?token=`) is never
-/// logged, and the approval token in `/auth/concurrent-login/<token>` is masked.
-fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    if !tracing::enabled!(tracing::Level::INFO) {
-        return tracing::Span::none();
-    }
-    let path = request.uri().path();
-    let path = match path.find("/concurrent-login/") {
+/// The longest client-supplied `X-Request-Id` that is kept (longer ones are replaced).
+const MAX_REQUEST_ID_CHARS: usize = 64;
+
+fn x_request_id() -> HeaderName {
+    HeaderName::from_static("x-request-id")
+}
+
+/// A path fit for logs: the query (emailed links carry `?token=`) is never logged, and the
+/// approval token in `/auth/concurrent-login/<token>` is masked.
+fn loggable_path(path: &str) -> String {
+    match path.find("/concurrent-login/") {
         Some(i) if !path.ends_with("/email-decision") => {
             let start = i + "/concurrent-login/".len();
             let rest = &path[start..];
@@ -40,8 +45,80 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
             format!("{}[token]{tail}", &path[..start])
         }
         _ => path.to_owned(),
-    };
-    tracing::info_span!("request", method = %request.method(), path = %path)
+    }
+}
+
+/// The request span: method, path and request id only.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return tracing::Span::none();
+    }
+    let path = loggable_path(request.uri().path());
+    let request_id = request
+        .headers()
+        .get(x_request_id())
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), path = %path, request_id = %request_id)
+}
+
+/// A client's request id is kept only if it is one short run of `[A-Za-z0-9._-]`: anything
+/// else (too long, other characters, several headers) is dropped and replaced by ours, so
+/// logs and answers never echo what a client chose to inject.
+fn acceptable_request_id(headers: &axum::http::HeaderMap) -> bool {
+    let mut values = headers.get_all(x_request_id()).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => {
+            let b = v.as_bytes();
+            !b.is_empty()
+                && b.len() <= MAX_REQUEST_ID_CHARS
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        }
+        (None, _) => true,
+        _ => false,
+    }
+}
+
+async fn sanitize_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    if !acceptable_request_id(request.headers()) {
+        request.headers_mut().remove(x_request_id());
+    }
+    request
+}
+
+/// One log line per refused request (4xx): its reason code and request id, never a token
+/// (the path is masked, the query and headers are not logged).
+async fn log_refusals(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    // Cheap clones (shared buffers): the hot path pays for words only when it refuses.
+    let request_id = request.headers().get(x_request_id()).cloned();
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.is_client_error() {
+        let code = response
+            .extensions()
+            .get::<error::RefusalCode>()
+            .map_or("unknown", |c| c.0);
+        let request_id = request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        tracing::info!(
+            target: "request_refused",
+            event = "request_refused",
+            status = status.as_u16(),
+            code,
+            request_id,
+            method = %method,
+            path = %loggable_path(uri.path())
+        );
+    }
+    response
 }
 
 /// Request ids: a random per-process prefix and a counter — unique, cheap (no system call per
@@ -71,9 +148,13 @@ impl MakeRequestId for RequestIds {
     }
 }
 
+/// `Strict-Transport-Security` for a service reached over https.
+const HSTS: &str = "max-age=31536000; includeSubDomains";
+
 pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let request_id = x_request_id();
+    let https = state.auth.settings().base_url.scheme() == "https";
+    let mut router = Router::new()
         .nest("/api/v1", routes::api())
         .merge(routes::pages())
         .merge(routes::health())
@@ -82,7 +163,14 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    if https {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        ));
+    }
+    router
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -95,7 +183,14 @@ pub fn router(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
+        // The UI and JSON compressed when the client asks; never the event stream (each
+        // event must reach the client as it is written).
+        .layer(
+            CompressionLayer::new()
+                .compress_when(DefaultPredicate::new().and(NotForContentType::SSE)),
+        )
         .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn(log_refusals))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
@@ -103,5 +198,42 @@ pub fn router(state: AppState) -> Router {
         ]))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, RequestIds::default()))
+        .layer(axum::middleware::map_request(sanitize_request_id))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::{acceptable_request_id, loggable_path, x_request_id};
+
+    fn with(ids: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for id in ids {
+            h.append(x_request_id(), HeaderValue::from_str(id).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn request_ids_are_short_and_plain() {
+        assert!(acceptable_request_id(&with(&[])));
+        assert!(acceptable_request_id(&with(&["abc-1_2.Z"])));
+        assert!(acceptable_request_id(&with(&[&"a".repeat(64)])));
+        assert!(!acceptable_request_id(&with(&[&"a".repeat(65)])));
+        assert!(!acceptable_request_id(&with(&["with space"])));
+        assert!(!acceptable_request_id(&with(&["a/b"])));
+        assert!(!acceptable_request_id(&with(&[""])));
+        assert!(!acceptable_request_id(&with(&["a", "b"])));
+    }
+
+    #[test]
+    fn approval_tokens_are_masked_in_logged_paths() {
+        assert_eq!(
+            loggable_path("/api/v1/auth/concurrent-login/secret/approve"),
+            "/api/v1/auth/concurrent-login/[token]/approve"
+        );
+        assert_eq!(loggable_path("/api/v1/auth/me"), "/api/v1/auth/me");
+    }
 }

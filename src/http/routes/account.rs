@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum_extra::extract::cookie::CookieJar;
@@ -70,7 +70,11 @@ pub async fn events(State(s): State<AppState>, session: AuthSession) -> Result<i
     let stream = s.auth.session_events(session.claims).await?;
     let events =
         stream.map(|(name, data)| Ok::<_, Infallible>(Event::default().event(name).data(data)));
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat")))
+    // `no-store` as every other answer (axum's default for SSE is `no-cache`).
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat")),
+    ))
 }
 
 #[derive(Deserialize)]
