@@ -33,6 +33,9 @@ pub struct Application {
     address: SocketAddr,
     limits: http::server::ServerLimits,
     stop_background: CancelHandle,
+    auth: Arc<Auth>,
+    /// This instance's `instance:<id>` announcement, withdrawn at a clean shutdown.
+    instance_id: String,
 }
 
 /// The ephemeral store chosen by the configuration, with the name `/readyz` gives it.
@@ -138,12 +141,34 @@ async fn sync_revocations(auth: Arc<Auth>, stop: crate::shutdown::CancelSignal) 
     }
 }
 
-/// Keeps `instance:<id>` (with this instance's JWT key fingerprint) alive for `doctor`.
-async fn announce_instance(auth: Arc<Auth>, stop: crate::shutdown::CancelSignal) {
-    let id = crate::service::tokens::random_jti();
+/// This machine's name, as operators know it (for `doctor`).
+fn host_name() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+/// Keeps `instance:<id>` (this instance's host, listen address, start time and JWT key
+/// fingerprint) alive for `doctor`; `Application::run_until` withdraws it at shutdown.
+async fn announce_instance(
+    auth: Arc<Auth>,
+    id: String,
+    address: SocketAddr,
+    stop: crate::shutdown::CancelSignal,
+) {
     let started_at = crate::domain::time::now_ms();
+    let host = host_name();
+    let address = address.to_string();
+    let me = crate::service::diagnostics::InstanceIdentity {
+        id: &id,
+        host: &host,
+        address: &address,
+        started_at,
+    };
     loop {
-        if let Err(e) = auth.announce_instance(&id, started_at).await {
+        if let Err(e) = auth.announce_instance(&me).await {
             tracing::debug!(event = "instance_announce_failed", error = %e);
         }
         tokio::select! {
@@ -176,6 +201,7 @@ impl Application {
             auth.keys().kid()
         );
         let (stop_background, stop) = cancel_pair();
+        let announce_stop = stop.clone();
         // The instance's one pub/sub subscription: live events and cache coherence. Nothing
         // is rebuilt at start-up: revocation is checked against SQL through the cache.
         tokio::spawn(Arc::clone(&auth).run_bus(stop.clone()));
@@ -186,7 +212,6 @@ impl Application {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         tokio::spawn(sync_revocations(Arc::clone(&auth), stop.clone()));
-        tokio::spawn(announce_instance(Arc::clone(&auth), stop.clone()));
         tokio::spawn(crate::service::retention::run(
             Arc::clone(&auth),
             config.retention.clone(),
@@ -229,7 +254,16 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on BIND_ADDR {}", config.bind_addr))?;
         let address = listener.local_addr()?;
+        let instance_id = crate::service::tokens::random_jti();
+        tokio::spawn(announce_instance(
+            Arc::clone(&state.auth),
+            instance_id.clone(),
+            address,
+            announce_stop,
+        ));
         Ok(Self {
+            auth: Arc::clone(&state.auth),
+            instance_id,
             listener,
             router: http::router(state),
             address,
@@ -253,6 +287,13 @@ impl Application {
     ) -> anyhow::Result<()> {
         http::server::serve(self.listener, self.router, self.limits, shutdown).await?;
         self.stop_background.cancel();
+        // Gone at once, so `doctor` does not report a stopped instance for the TTL's length.
+        let withdraw = self.auth.withdraw_instance(&self.instance_id);
+        match tokio::time::timeout(std::time::Duration::from_secs(2), withdraw).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(event = "instance_withdraw_failed", error = %e),
+            Err(_) => tracing::debug!(event = "instance_withdraw_failed", error = "timeout"),
+        }
         Ok(())
     }
 

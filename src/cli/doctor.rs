@@ -143,60 +143,11 @@ pub async fn run(config: &Config) -> anyhow::Result<bool> {
         Err(e) => r.fail("indexes", e.to_string(), "Check DATABASE_URL"),
     }
 
-    let store_name = services.store_name;
-    let mut samples = Vec::new();
-    let mut store_error = None;
-    for _ in 0..5 {
-        let started = Instant::now();
-        match services.store.ping().await {
-            Ok(()) => samples.push(started.elapsed()),
-            Err(e) => {
-                store_error = Some(e.to_string());
-                break;
-            }
-        }
-    }
-    match store_error {
-        Some(e) => r.fail(
-            store_name,
-            format!("unreachable: {e}"),
-            "Check REDIS_URL (use the service name `redis` in docker-compose) and start Redis",
-        ),
-        None => {
-            let avg = samples.iter().sum::<Duration>() / samples.len().max(1) as u32;
-            if avg > Duration::from_millis(50) {
-                r.fail(
-                    store_name,
-                    format!("reachable but slow: {avg:?} per PING"),
-                    "Check network latency to Redis (redis-cli --latency)",
-                );
-            } else {
-                r.pass(store_name, format!("reachable, {avg:?} per PING"));
-            }
-        }
-    }
-    match services.store.scan("*", 100_000).await {
-        Ok(keys) => {
-            let forever: Vec<&String> = keys
-                .iter()
-                .filter(|(_, ttl)| ttl.is_none())
-                .map(|(k, _)| k)
-                .collect();
-            if forever.is_empty() {
-                r.pass(
-                    "keys without TTL",
-                    format!("none among {} keys", keys.len()),
-                );
-            } else {
-                let sample: Vec<&str> = forever.iter().take(5).map(|k| k.as_str()).collect();
-                r.fail(
-                    "keys without TTL",
-                    format!("{} key(s), e.g. {}", forever.len(), sample.join(", ")),
-                    "Set appropriate TTLs: expire or delete these keys",
-                );
-            }
-        }
-        Err(e) => r.fail("keys without TTL", e.to_string(), "Check REDIS_URL"),
+    if let EphemeralBackend::Memory { .. } = config.ephemeral {
+        // The server's in-process store lives inside the server: ask the server itself.
+        embedded_server_checks(config, &mut r).await;
+    } else {
+        shared_store_checks(&services, &mut r).await;
     }
 
     match &config.email_backend {
@@ -280,19 +231,26 @@ pub async fn run(config: &Config) -> anyhow::Result<bool> {
                 services.auth.keys().kid()
             ),
         ),
+        (_, Ok(instances)) if instances.is_empty() => r.fail(
+            "JWT key fingerprint",
+            "no running instance has announced itself in Redis: none is running, or Redis was flushed or restarted moments ago (instances announce themselves every 20 s)",
+            "Start the service (`mbpanel-auth serve`), or wait 20 seconds after a Redis flush and run doctor again",
+        ),
         (_, Ok(instances)) => {
             let mine = services.auth.keys().kid().to_owned();
             let odd: Vec<String> = instances
                 .iter()
                 .filter(|i| i.kid != mine)
-                .map(|i| format!("{} (kid {})", i.id, i.kid))
+                .map(|i| format!("{} signs with kid {}", i.describe(), i.kid))
                 .collect();
             if odd.is_empty() {
+                let hosts: Vec<String> = instances.iter().map(|i| i.describe()).collect();
                 r.pass(
                     "JWT key fingerprint",
                     format!(
-                        "{} running instance(s), all with kid {mine}",
-                        instances.len()
+                        "{} running instance(s), all with kid {mine}: {}",
+                        instances.len(),
+                        hosts.join("; ")
                     ),
                 );
             } else {
@@ -312,4 +270,109 @@ pub async fn run(config: &Config) -> anyhow::Result<bool> {
         println!("\n{} check(s) failed", r.failures);
     }
     Ok(r.failures == 0)
+}
+
+/// Redis, as every instance sees it: reachability and latency, keys without a TTL.
+async fn shared_store_checks(services: &Services, r: &mut Report) {
+    let store_name = services.store_name;
+    let mut samples = Vec::new();
+    let mut store_error = None;
+    for _ in 0..5 {
+        let started = Instant::now();
+        match services.store.ping().await {
+            Ok(()) => samples.push(started.elapsed()),
+            Err(e) => {
+                store_error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    match store_error {
+        Some(e) => r.fail(
+            store_name,
+            format!("unreachable: {e}"),
+            "Check REDIS_URL (use the service name `redis` in docker-compose) and start Redis",
+        ),
+        None => {
+            let avg = samples.iter().sum::<Duration>() / samples.len().max(1) as u32;
+            if avg > Duration::from_millis(50) {
+                r.fail(
+                    store_name,
+                    format!("reachable but slow: {avg:?} per PING"),
+                    "Check network latency to Redis (redis-cli --latency)",
+                );
+            } else {
+                r.pass(store_name, format!("reachable, {avg:?} per PING"));
+            }
+        }
+    }
+    match services.store.scan("*", 100_000).await {
+        Ok(keys) => {
+            let forever: Vec<&String> = keys
+                .iter()
+                .filter(|(_, ttl)| ttl.is_none())
+                .map(|(k, _)| k)
+                .collect();
+            if forever.is_empty() {
+                r.pass(
+                    "keys without TTL",
+                    format!("none among {} keys", keys.len()),
+                );
+            } else {
+                let sample: Vec<&str> = forever.iter().take(5).map(|k| k.as_str()).collect();
+                r.fail(
+                    "keys without TTL",
+                    format!("{} key(s), e.g. {}", forever.len(), sample.join(", ")),
+                    "Set appropriate TTLs: expire or delete these keys",
+                );
+            }
+        }
+        Err(e) => r.fail("keys without TTL", e.to_string(), "Check REDIS_URL"),
+    }
+}
+
+/// Embedded mode: the in-process store is the server's own; `GET /readyz` of the server at
+/// `BIND_ADDR` tells whether it (and the database) answer.
+async fn embedded_server_checks(config: &Config, r: &mut Report) {
+    let url = format!("http://{}/readyz", config.bind_addr);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build();
+    let answer = match client {
+        Ok(client) => client.get(&url).send().await,
+        Err(e) => {
+            r.fail(
+                "server",
+                e.to_string(),
+                "Check the machine's network configuration",
+            );
+            return;
+        }
+    };
+    match answer {
+        Ok(response) if response.status().is_success() => r.pass(
+            "server",
+            format!(
+                "embedded mode: the server at {url} is ready (its in-process store and database answer)"
+            ),
+        ),
+        Ok(response) => {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            r.fail(
+                "server",
+                format!("the server at {url} answers {status}: {body}"),
+                "Check the server's log; restart it (`mbpanel-auth serve`)",
+            );
+        }
+        Err(e) => r.fail(
+            "server",
+            format!("no server answers at {url} (BIND_ADDR): {e}"),
+            "Start it: `mbpanel-auth serve` (with the same DATA_DIR and BIND_ADDR)",
+        ),
+    }
+    r.pass(
+        "keys without TTL",
+        "embedded mode: the in-process store gives every key a TTL itself",
+    );
 }

@@ -1,6 +1,8 @@
-//! The command line: `serve` (the default), `migrate`, `user`, `token decode`, `doctor`.
+//! The command line: `serve` (the default), `migrate`, `user`, `team`, `role`, `session`,
+//! `token decode`, `doctor`, and the operator's `why`, `ratelimit`, `approvals`, `csrf`.
 
 mod doctor;
+mod operator;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +46,50 @@ pub enum Command {
     Token(TokenCommand),
     /// Run the troubleshooting guide's diagnostics; exits non-zero when a check fails.
     Doctor,
+    /// Why a user was logged out or cannot log in: their recent sign-ins, refusals, logouts,
+    /// revocations, approvals and rate-limit blocks, newest first, with what to do.
+    Why { email: String },
+    /// Login rate limits (429) of an account or a client address.
+    #[command(subcommand)]
+    Ratelimit(RatelimitCommand),
+    /// Concurrent-login approvals (423).
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+    /// CSRF errors (403 "CSRF token mismatch").
+    #[command(subcommand)]
+    Csrf(CsrfCommand),
+}
+
+#[derive(Subcommand)]
+pub enum RatelimitCommand {
+    /// The counters of an email address or an IP address, with their counts and time left.
+    Show { subject: String },
+    /// Deletes those counters (audited): the account or address may try again at once.
+    Clear { subject: String },
+}
+
+#[derive(Subcommand)]
+pub enum ApprovalsCommand {
+    /// The user's pending sign-in approvals, with the token that names each.
+    List { email: String },
+    /// Approves or denies a pending sign-in (audited), as an existing session would.
+    Decide {
+        token: String,
+        #[arg(value_enum)]
+        decision: DecisionArg,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum DecisionArg {
+    Approve,
+    Deny,
+}
+
+#[derive(Subcommand)]
+pub enum CsrfCommand {
+    /// Explains a CSRF pair: equal?, signature, expiry, and the session it is bound to.
+    Check { cookie: String, header: String },
 }
 
 #[derive(Subcommand)]
@@ -168,7 +214,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token(TokenCommand::Decode { jwt }) => {
             let services = crate::app::Services::connect_without_migrating(&config).await?;
-            let accepted = token::decode(&services.auth, &jwt).await?;
+            let accepted = token::decode(&services, operator::shared_store(&config), &jwt).await?;
+            std::process::exit(if accepted { 0 } else { 1 });
+        }
+        Command::Why { email } => {
+            let services = crate::app::Services::connect_without_migrating(&config).await?;
+            operator::why(&services, operator::shared_store(&config), &email).await
+        }
+        Command::Ratelimit(command) => {
+            operator::require_shared_store(&config, "rate-limit counters");
+            let services = crate::app::Services::connect_without_migrating(&config).await?;
+            operator::ratelimit(&services, command).await
+        }
+        Command::Approvals(command) => {
+            operator::require_shared_store(&config, "pending approvals");
+            let services = crate::app::Services::connect_without_migrating(&config).await?;
+            operator::approvals(&services, command).await
+        }
+        Command::Csrf(CsrfCommand::Check { cookie, header }) => {
+            let services = crate::app::Services::connect_without_migrating(&config).await?;
+            let accepted = operator::csrf_check(&services, &cookie, &header).await?;
             std::process::exit(if accepted { 0 } else { 1 });
         }
         Command::Doctor => {

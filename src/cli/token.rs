@@ -1,120 +1,51 @@
-//! `mbpanel-auth token decode <jwt>`: what a token says, and why it is accepted or refused.
+//! `mbpanel-auth token decode <jwt>`: what a token says, and whether the service accepts it —
+//! decided by the server's own rules against SQL, the record.
 
-use crate::domain::time::{now_ms, rfc3339};
-use crate::service::Auth;
-use crate::service::tokens::TokenError;
+use crate::app::Services;
+use crate::domain::time::rfc3339;
+use crate::service::diagnostics::relative;
 
-fn relative(at_ms: i64) -> String {
-    let delta = (at_ms - now_ms()) / 1000;
-    let (amount, unit) = match delta.abs() {
-        s if s < 120 => (s, "seconds"),
-        s if s < 7200 => (s / 60, "minutes"),
-        s if s < 172_800 => (s / 3600, "hours"),
-        s => (s / 86_400, "days"),
-    };
-    if delta >= 0 {
-        format!("in {amount} {unit}")
-    } else {
-        format!("{amount} {unit} ago")
-    }
-}
-
-pub async fn decode(auth: &Auth, token: &str) -> anyhow::Result<bool> {
-    let report = auth.inspect_token(token).await?;
-    println!("header:    {}", report.header);
+/// Prints the explanation; true when the service would accept the token.
+pub async fn decode(services: &Services, shared_store: bool, token: &str) -> anyhow::Result<bool> {
+    let d = services.auth.diagnose_token(token).await?;
+    println!("header:    {}", d.header);
     println!(
         "claims:    {}",
-        serde_json::to_string_pretty(&report.claims)?.replace('\n', "\n           ")
+        serde_json::to_string_pretty(&d.claims)?.replace('\n', "\n           ")
     );
-    // Seconds from an unverified token: keep the arithmetic from overflowing.
-    let claim = |name: &str| {
-        report
-            .claims
-            .get(name)
-            .and_then(serde_json::Value::as_i64)
-            .map(|s| s.clamp(0, i64::MAX / 1000))
+    if let Some(iat) = d.claims.get("iat").and_then(serde_json::Value::as_i64) {
+        let at = iat.clamp(0, i64::MAX / 1000) * 1000;
+        println!("issued:    {} ({})", rfc3339(at), relative(at));
+    }
+    for (label, text) in &d.findings {
+        println!("{:<10} {text}", format!("{label}:"));
+    }
+    // Access tokens are decided by SQL alone; say what the ephemeral store has to do with it.
+    let is_refresh = d.claims.get("type").and_then(serde_json::Value::as_str) == Some("refresh");
+    let store = if !shared_store {
+        "embedded mode: the server's in-process store is not visible from here, and not needed: the decision above is SQL's".to_owned()
+    } else {
+        match services.store.ping().await {
+            Ok(()) if is_refresh => {
+                "Redis reachable (refresh rotation itself is decided in SQL)".to_owned()
+            }
+            Ok(()) => "Redis reachable; not consulted: access tokens are decided by SQL (active_sessions.revoked_at), not by blacklist:<jti>".to_owned(),
+            Err(e) if is_refresh => format!(
+                "Redis UNREACHABLE ({e}): the server answers 503 to logins and refreshes until it is back (Check REDIS_URL)"
+            ),
+            Err(e) => format!(
+                "Redis UNREACHABLE ({e}): does not matter for this access token (SQL is the record), but logins and refreshes answer 503 until it is back (Check REDIS_URL)"
+            ),
+        }
     };
-    if let Some(iat) = claim("iat") {
-        println!(
-            "issued:    {} ({})",
-            rfc3339(iat * 1000),
-            relative(iat * 1000)
-        );
-    }
-    let mut usable = true;
-    match claim("exp") {
-        Some(exp) if exp * 1000 > now_ms() => println!(
-            "expires:   {} ({})",
-            rfc3339(exp * 1000),
-            relative(exp * 1000)
-        ),
-        Some(exp) => {
-            usable = false;
-            println!(
-                "expires:   {} — EXPIRED {}",
-                rfc3339(exp * 1000),
-                relative(exp * 1000)
-            );
-        }
-        None => {
-            usable = false;
-            println!("expires:   no exp claim — refused");
+    println!("store:     {store}");
+    if d.accepted {
+        println!("verdict:   accepted — {}", d.cause);
+    } else {
+        println!("verdict:   refused — {}", d.cause);
+        if let Some(fix) = d.fix {
+            println!("fix:       {fix}");
         }
     }
-    let token_kid = report
-        .header
-        .get("kid")
-        .and_then(|k| k.as_str())
-        .unwrap_or("none");
-    match &report.signature {
-        Ok(kid) => println!("signature: valid (signed with the key whose kid is {kid})"),
-        Err(TokenError::UnknownKey) => {
-            usable = false;
-            println!(
-                "signature: UNKNOWN KEY — the token's kid is {token_kid}, the configured key's kid is {} \
-                 (JWT_SECRET_KEY mismatch between services?)",
-                report.configured_kid
-            );
-        }
-        Err(TokenError::Header) => {
-            usable = false;
-            println!(
-                "signature: REFUSED — only HS256 without crit/jku/x5u/jwk/x5c headers is accepted"
-            );
-        }
-        Err(e) => {
-            usable = false;
-            println!(
-                "signature: INVALID ({e}) — not signed with the configured key (kid {})",
-                report.configured_kid
-            );
-        }
-    }
-    match report.blacklisted {
-        Some(true) => {
-            usable = false;
-            println!("revoked:   yes (blacklist:<jti> or its session is revoked)");
-        }
-        Some(false) => println!("revoked:   no"),
-        None => println!("revoked:   unknown (no jti/sid, or the ephemeral store is unreachable)"),
-    }
-    if let Some(state) = &report.refresh_state {
-        // A refresh token is usable only while its state is live (or inside the grace window).
-        if state == "missing" {
-            usable = false;
-        }
-        println!("refresh:   refresh:<jti> is {state}");
-    }
-    if report.session.is_some() {
-        let state = report.session_state();
-        if state != "active" {
-            usable = false;
-        }
-        println!(
-            "session:   {} — {state}",
-            report.session.as_ref().map_or(0, |s| s.id)
-        );
-    }
-    println!("verdict:   {}", if usable { "accepted" } else { "refused" });
-    Ok(usable)
+    Ok(d.accepted)
 }

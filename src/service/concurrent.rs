@@ -52,16 +52,27 @@ pub struct ApprovalRequest {
     pub device_hash: Option<String>,
 }
 
+/// An undecided request, by the token that names it (for `mbpanel-auth approvals list`).
+#[derive(Debug, Clone)]
+pub struct PendingApproval {
+    pub token: String,
+    pub request: ApprovalRequest,
+    /// Time left before the request expires.
+    pub expires_in: Option<std::time::Duration>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Approve,
     Deny,
 }
 
-/// Who decides: an existing session, or the holder of the emailed link.
+/// Who decides: an existing session, the holder of the emailed link, or an operator
+/// (`mbpanel-auth approvals decide`).
 enum Decider<'a> {
     Session(&'a AccessClaims),
     EmailLink,
+    Operator,
 }
 
 impl Auth {
@@ -320,6 +331,47 @@ impl Auth {
             .await
     }
 
+    /// An operator decides from the command line (audited with `via: operator`).
+    pub async fn decide_by_operator(
+        &self,
+        token: &str,
+        decision: Decision,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        self.decide_as(token, decision, Decider::Operator, client)
+            .await
+    }
+
+    /// The user's undecided approval requests (one per pending slot), oldest first, with the
+    /// token that names each.
+    pub async fn pending_approvals(&self, user_id: UserId) -> Result<Vec<PendingApproval>> {
+        let mut found = Vec::new();
+        for slot in 0..MAX_PENDING_REQUESTS {
+            let Some(token) = self
+                .store
+                .get(&keys::concurrent_login_pending(user_id, slot))
+                .await?
+            else {
+                continue;
+            };
+            if let Some((_, request)) = self.approval(&token).await?
+                && request.status == ApprovalStatus::Pending
+            {
+                let expires_in = self
+                    .store
+                    .ttl(&keys::concurrent_login_state(&token))
+                    .await?;
+                found.push(PendingApproval {
+                    token,
+                    request,
+                    expires_in,
+                });
+            }
+        }
+        found.sort_by_key(|p| p.request.requested_at);
+        Ok(found)
+    }
+
     async fn decide_as(
         &self,
         token: &str,
@@ -328,6 +380,11 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<()> {
         let (raw, request) = self.approval(token).await?.ok_or(Error::ApprovalNotFound)?;
+        let via = match &decider {
+            Decider::Session(_) => "session",
+            Decider::EmailLink => "email",
+            Decider::Operator => "operator",
+        };
         let decided_by_session = match decider {
             Decider::Session(claims) => {
                 let user_id = claims.sub;
@@ -344,7 +401,7 @@ impl Auth {
                 }
                 Some(claims.sid)
             }
-            Decider::EmailLink => None,
+            Decider::EmailLink | Decider::Operator => None,
         };
         if request.status != ApprovalStatus::Pending {
             return Err(Error::AlreadyDecided);
@@ -384,7 +441,7 @@ impl Auth {
             Decision::Approve => "concurrent_login_approved",
             Decision::Deny => "concurrent_login_denied",
         };
-        let details = serde_json::json!({ "decided_by_session": decided_by_session, "via": if decided_by_session.is_some() { "session" } else { "email" } });
+        let details = serde_json::json!({ "decided_by_session": decided_by_session, "via": via });
         self.audit(audit_event, Some(request.user_id), None, client, details)
             .await;
         Ok(())

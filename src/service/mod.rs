@@ -15,6 +15,7 @@ pub mod invites;
 pub mod keys;
 pub mod login;
 pub mod my_sessions;
+pub mod operator;
 pub mod passwords;
 pub mod ports;
 pub mod profile;

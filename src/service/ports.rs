@@ -452,6 +452,15 @@ pub trait SessionRepo: Send + Sync {
     ) -> StoreResult<Vec<(SessionId, Millis, Millis)>>;
     /// The user's unrevoked sessions in one team (to end them when the membership ends).
     async fn team_sessions(&self, user_id: UserId, team_id: TeamId) -> StoreResult<Vec<SessionId>>;
+    /// For diagnostics: the user's latest sessions, newest first, each with its
+    /// `revoked_reason` (`None` while unrevoked).
+    async fn recent_sessions(
+        &self,
+        user_id: UserId,
+        limit: i64,
+    ) -> StoreResult<Vec<(SessionRecord, Option<String>)>>;
+    /// For diagnostics: why a session was revoked (`None`: not revoked, or no reason kept).
+    async fn revoked_reason(&self, id: SessionId) -> StoreResult<Option<String>>;
 }
 
 #[async_trait]

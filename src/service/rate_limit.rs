@@ -53,24 +53,26 @@ impl Auth {
             .await?;
         }
         let limit = self.settings.login_rate_limit_attempts;
-        self.count_or_refuse(&attempt.account_key, limit, window, None, client)
+        self.count_or_refuse(&attempt.account_key, limit, window, Some(email), client)
             .await?;
         Ok(attempt)
     }
 
     /// Increments `key` in its window; past `limit` the answer is 429, and the first refusal
     /// of the window (only the first) is audited, so a blocked client cannot flood the log.
+    /// `account` is the normalised email an account's counter is for: its audit row names the
+    /// user (for `mbpanel-auth why`).
     async fn count_or_refuse(
         &self,
         key: &str,
         limit: u32,
         window: Duration,
-        user_id: Option<i64>,
+        account: Option<&str>,
         client: &ClientInfo,
     ) -> Result<()> {
         let (count, left) = self.store.increment(key, 1, window).await?;
         if count > i64::from(limit) {
-            self.audit_rate_limited(key, left, user_id, client).await?;
+            self.audit_rate_limited(key, left, account, client).await?;
             return Err(Error::RateLimited { retry_after: left });
         }
         Ok(())
@@ -81,7 +83,7 @@ impl Auth {
         &self,
         limit_key: &str,
         left: Duration,
-        user_id: Option<i64>,
+        account: Option<&str>,
         client: &ClientInfo,
     ) -> Result<()> {
         let marker = keys::rate_limit_audited(limit_key);
@@ -90,6 +92,11 @@ impl Auth {
             .set_if_absent(&marker, "1", left.max(Duration::from_secs(1)))
             .await?
         {
+            // Once per window: the lookup costs nothing a blocked client can repeat.
+            let user_id = match account {
+                Some(email) => self.repo.user_by_email(email).await?.map(|u| u.id),
+                None => None,
+            };
             let scope = limit_key.split(':').nth(1).unwrap_or("unknown");
             let event = if scope.starts_with("login") {
                 "login_rate_limited"

@@ -58,6 +58,25 @@ fn seconds_left(at: Millis) -> u64 {
     u64::try_from((at - now_ms()).max(0) / 1000).unwrap_or(0)
 }
 
+/// Why a session that exists cannot carry a token (see `Auth::session_refusal`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionRefusal {
+    /// The session belongs to another user than the token's `sub`.
+    OtherUser {
+        owner: UserId,
+    },
+    Revoked {
+        at: Millis,
+    },
+    Expired {
+        at: Millis,
+    },
+    /// No use within `REFRESH_IDLE_TIMEOUT_MINUTES` since `since`.
+    Idle {
+        since: Millis,
+    },
+}
+
 /// The tokens handed to a client, with what the cookies need.
 #[derive(Debug, Clone)]
 pub struct IssuedTokens {
@@ -274,17 +293,40 @@ impl Auth {
             .session(sid, || async { Ok(self.repo.session(sid).await?) })
             .await?
             .ok_or(Error::NotAuthenticated)?;
-        let now = now_ms();
-        let last_active = session.last_seen_at.max(active_since);
-        let idle = now - last_active > ms(self.settings.refresh_idle_timeout);
-        if session.user_id != user_id
-            || session.revoked_at.is_some()
-            || session.expires_at <= now
-            || idle
+        if self
+            .session_refusal(&session, user_id, active_since, now_ms())
+            .is_some()
         {
             return Err(Error::NotAuthenticated);
         }
         Ok(session)
+    }
+
+    /// Why `session` cannot carry a token of `user_id` at `now` (`None`: it is live). The one
+    /// rule `live_session` applies, shared with `token decode` so both always agree.
+    pub(crate) fn session_refusal(
+        &self,
+        session: &SessionRecord,
+        user_id: UserId,
+        active_since: Millis,
+        now: Millis,
+    ) -> Option<SessionRefusal> {
+        let last_active = session.last_seen_at.max(active_since);
+        if session.user_id != user_id {
+            Some(SessionRefusal::OtherUser {
+                owner: session.user_id,
+            })
+        } else if let Some(at) = session.revoked_at {
+            Some(SessionRefusal::Revoked { at })
+        } else if session.expires_at <= now {
+            Some(SessionRefusal::Expired {
+                at: session.expires_at,
+            })
+        } else if now - last_active > ms(self.settings.refresh_idle_timeout) {
+            Some(SessionRefusal::Idle { since: last_active })
+        } else {
+            None
+        }
     }
 
     /// Verifies an access token (signature, expiry, type) and binds it to a live session of its

@@ -97,6 +97,19 @@ pub enum TokenError {
     WrongType,
 }
 
+/// A CSRF cookie/header pair taken apart (see `TokenKeys::explain_csrf`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsrfExplanation {
+    /// The header is exactly the cookie (the double submit).
+    pub equal: bool,
+    /// The session the token is bound to and when it expires; `None` when it is not one of
+    /// our CSRF tokens (`<sid>.<expires_ms>.<nonce>.<mac>`).
+    pub session_id: Option<SessionId>,
+    pub expires_at: Option<Millis>,
+    /// Signed with this service's key.
+    pub signature_ok: bool,
+}
+
 struct SigningKey {
     kid: String,
     encoding: EncodingKey,
@@ -283,6 +296,40 @@ impl TokenKeys {
         constant_time_eq(&mac, &expected) && token_sid == sid && expires_at > now
     }
 
+    /// For diagnostics: what a CSRF cookie and header pair says, part by part (the verdict
+    /// is `verify_csrf`'s).
+    pub fn explain_csrf(&self, cookie: &str, header: &str) -> CsrfExplanation {
+        let token = if cookie.is_empty() { header } else { cookie };
+        let mut parts = token.split('.');
+        let parsed = match (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) {
+            (Some(sid), Some(exp), Some(nonce), Some(mac), None) => {
+                match (
+                    sid.parse::<SessionId>(),
+                    exp.parse::<Millis>(),
+                    B64.decode(mac),
+                ) {
+                    (Ok(sid), Ok(expires_at), Ok(mac)) => Some((sid, expires_at, nonce, mac)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        CsrfExplanation {
+            equal: constant_time_eq(cookie.as_bytes(), header.as_bytes()),
+            session_id: parsed.as_ref().map(|p| p.0),
+            expires_at: parsed.as_ref().map(|p| p.1),
+            signature_ok: parsed.as_ref().is_some_and(|(sid, exp, nonce, mac)| {
+                constant_time_eq(mac, &self.csrf_mac(*sid, *exp, nonce))
+            }),
+        }
+    }
+
     // -- OTP ---------------------------------------------------------------------------------
 
     /// The stored form of an OTP: bound to the pre-auth token it was issued for.
@@ -361,6 +408,20 @@ mod tests {
         assert!(!k.verify_csrf(&t, &t, 5, 3_000));
         let forged = "5.2000.n.AAAA";
         assert!(!k.verify_csrf(forged, forged, 5, 1_000));
+    }
+
+    #[test]
+    fn csrf_explanation_takes_the_pair_apart() {
+        let k = keys();
+        let t = k.csrf_token(5, 2_000, "n");
+        let e = k.explain_csrf(&t, &t);
+        assert!(e.equal && e.signature_ok);
+        assert_eq!((e.session_id, e.expires_at), (Some(5), Some(2_000)));
+        assert!(!k.explain_csrf(&t, "other").equal);
+        let other = TokenKeys::new(&SecretBytes::new(vec![8u8; 32]), None);
+        let foreign = other.csrf_token(5, 2_000, "n");
+        assert!(!k.explain_csrf(&foreign, &foreign).signature_ok);
+        assert_eq!(k.explain_csrf("garbage", "garbage").session_id, None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod input;
 mod lifecycle;
 mod login;
 mod openapi;
+mod operability;
 mod operations;
 mod otp;
 mod outbox;

@@ -24,6 +24,25 @@ type SessionRow = (
     Option<String>,
 );
 
+/// A `SessionRow` followed by `revoked_reason`.
+type HistoryRow = (
+    i64,
+    i64,
+    i64,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
 fn session(row: SessionRow) -> SessionRecord {
     let (
         id,
@@ -190,6 +209,44 @@ impl SessionRepo for SqlStore {
             .fetch_all(pool)
             .await)
         .map_err(db_err)
+    }
+
+    async fn recent_sessions(
+        &self,
+        user_id: UserId,
+        limit: i64,
+    ) -> StoreResult<Vec<(SessionRecord, Option<String>)>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            session_columns!(),
+            ", revoked_reason FROM active_sessions WHERE user_id = $1 ORDER BY id DESC LIMIT $2"
+        );
+        let rows: Vec<HistoryRow> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(user_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let reason = r.14;
+                let row = (
+                    r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12, r.13,
+                );
+                (session(row), reason)
+            })
+            .collect())
+    }
+
+    async fn revoked_reason(&self, id: SessionId) -> StoreResult<Option<String>> {
+        const SQL: &str = "SELECT revoked_reason FROM active_sessions WHERE id = $1";
+        let row: Option<(Option<String>,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(row.and_then(|(reason,)| reason))
     }
 
     async fn team_sessions(&self, user_id: UserId, team_id: TeamId) -> StoreResult<Vec<SessionId>> {
