@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::both_modes;
 use crate::helpers::app::{Storage, expect};
 use crate::helpers::services::{RedisServer, TcpProxy};
-use crate::helpers::smtp::{SmtpSink, link_token};
+use crate::helpers::smtp::link_token;
 use crate::helpers::tokens::parts;
 use crate::helpers::{Mode, TestApp, TestUser};
 
@@ -20,11 +20,6 @@ async fn private_storage(redis: &RedisServer) -> Storage {
     storage.redis = crate::helpers::app::TestRedis::standalone(redis.url());
     storage.redis_prefix = String::new();
     storage
-}
-
-async fn spawn(storage: &Arc<Storage>, overrides: &[(&str, &str)]) -> TestApp {
-    let (sink, port) = SmtpSink::start_on(0).await;
-    TestApp::spawn_on(Arc::clone(storage), sink, port, overrides).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +138,7 @@ async fn guide_psql_diagnostics_run_verbatim() {
 async fn guide_redis_commands_find_the_keys() {
     let redis = RedisServer::start().await;
     let storage = Arc::new(private_storage(&redis).await);
-    let app = spawn(&storage, &[]).await;
+    let app = TestApp::instance(&storage, &[]).await;
     let user = app.verified_user().await;
     let mut r = redis.connection().await;
     let b = app.browser();
@@ -262,7 +257,7 @@ async fn guide_redis_commands_find_the_keys() {
 async fn redis_outage_fails_closed_and_recovers() {
     let mut redis = RedisServer::start().await;
     let storage = Arc::new(private_storage(&redis).await);
-    let app = spawn(&storage, &[]).await;
+    let app = TestApp::instance(&storage, &[]).await;
     let user = app.verified_user().await;
     let b = app.signed_in(&user).await;
     let other = app.verified_user().await;
@@ -328,7 +323,7 @@ async fn redis_outage_fails_closed_and_recovers() {
 async fn flushed_redis_never_revives_a_revoked_token() {
     let mut redis = RedisServer::start().await;
     let storage = Arc::new(private_storage(&redis).await);
-    let app = spawn(&storage, &[]).await;
+    let app = TestApp::instance(&storage, &[]).await;
     let user = app.verified_user().await;
     let b = app.signed_in(&user).await;
     expect(b.post_csrf("/api/v1/auth/refresh").await, StatusCode::OK).await;
@@ -372,7 +367,7 @@ async fn flushed_redis_never_revives_a_revoked_token() {
 /// mode) never brings a logged-out or stolen-and-revoked session back.
 async fn revoked_sessions_survive_losing_the_ephemeral_store(mode: Mode) {
     let storage = Arc::new(Storage::new(mode).await);
-    let app = spawn(&storage, &[]).await;
+    let app = TestApp::instance(&storage, &[]).await;
     let user = app.verified_user().await;
     let b = app.signed_in(&user).await;
     let access = b.access();
@@ -384,7 +379,7 @@ async fn revoked_sessions_survive_losing_the_ephemeral_store(mode: Mode) {
     if mode == Mode::Production {
         storage.flush_redis().await;
     }
-    let app = spawn(&storage, &[]).await;
+    let app = TestApp::instance(&storage, &[]).await;
     assert_eq!(app.bearer_me(&access).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
         app.bearer_me(&live_access).await,
@@ -400,7 +395,7 @@ async fn database_outage_fails_closed_and_recovers() {
     let proxy = TcpProxy::start(&storage.postgres_address()).await;
     storage.pg_proxy_port = Some(proxy.port);
     let storage = Arc::new(storage);
-    let app = spawn(&storage, &[("DATABASE_ACQUIRE_TIMEOUT_MS", "1000")]).await;
+    let app = TestApp::instance(&storage, &[("DATABASE_ACQUIRE_TIMEOUT_MS", "1000")]).await;
     let user = app.verified_user().await;
     let b = app.signed_in(&user).await;
 
@@ -439,8 +434,8 @@ async fn database_outage_fails_closed_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_behave_as_one() {
     let storage = Arc::new(Storage::new(Mode::Production).await);
-    let a = spawn(&storage, &[]).await;
-    let b_instance = spawn(&storage, &[]).await;
+    let a = TestApp::instance(&storage, &[]).await;
+    let b_instance = TestApp::instance(&storage, &[]).await;
     let user = a.verified_user().await;
 
     // Login on A, exchange on B, use on both.

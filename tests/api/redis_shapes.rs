@@ -11,14 +11,12 @@ use serde_json::json;
 
 use crate::helpers::app::{Browser, Storage, TestRedis, expect};
 use crate::helpers::services::{RedisServer, RedisShapeServers, redis_cli};
-use crate::helpers::smtp::SmtpSink;
 use crate::helpers::{Mode, TestApp, TestUser};
 
 async fn app_on(redis: TestRedis, overrides: &[(&str, &str)]) -> TestApp {
     let mut storage = Storage::new(Mode::Production).await;
     storage.redis = redis;
-    let (sink, port) = SmtpSink::start_on(0).await;
-    TestApp::spawn_on(Arc::new(storage), sink, port, overrides).await
+    TestApp::instance(&Arc::new(storage), overrides).await
 }
 
 async fn login_status(app: &TestApp, user: &TestUser) -> (StatusCode, serde_json::Value) {

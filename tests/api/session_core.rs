@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use crate::both_modes;
 use crate::helpers::app::{Browser, JWT_SECRET, Storage, expect};
-use crate::helpers::smtp::SmtpSink;
 use crate::helpers::sse::EventStream;
 use crate::helpers::tokens::{parts, sign_hs256};
 use crate::helpers::{Mode, TestApp};
@@ -249,17 +248,12 @@ both_modes!(
 // Production: losing Redis state, and several instances.
 // ---------------------------------------------------------------------------------------------
 
-async fn instance(storage: &Arc<Storage>, overrides: &[(&str, &str)]) -> TestApp {
-    let (sink, port) = SmtpSink::start_on(0).await;
-    TestApp::spawn_on(Arc::clone(storage), sink, port, overrides).await
-}
-
 /// The whole ephemeral state gone (as after FLUSHALL): nobody is logged out, nothing revoked
 /// or rotated comes back, and logins are gated exactly as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_redis_state_logs_nobody_out_and_revives_nothing() {
     let storage = Arc::new(Storage::new(Mode::Production).await);
-    let app = instance(&storage, &[("REFRESH_REUSE_GRACE_SECONDS", "1")]).await;
+    let app = TestApp::instance(&storage, &[("REFRESH_REUSE_GRACE_SECONDS", "1")]).await;
     let user = app.verified_user().await;
     let live = app.signed_in(&user).await;
     let (rotated_away, csrf) = (live.refresh_token(), live.csrf());
@@ -300,8 +294,8 @@ async fn logout_on_one_instance_is_refused_by_the_other_at_once() {
         ("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "100000"),
         ("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", "100000"),
     ];
-    let a = instance(&storage, &settings).await;
-    let b = instance(&storage, &settings).await;
+    let a = TestApp::instance(&storage, &settings).await;
+    let b = TestApp::instance(&storage, &settings).await;
     let user = a.verified_user().await;
     let http = reqwest::Client::new();
     // One browser: after the first code its device is trusted, so each round signs in with the
@@ -331,8 +325,8 @@ async fn logout_on_one_instance_is_refused_by_the_other_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_stream_limits_are_shared_across_instances() {
     let storage = Arc::new(Storage::new(Mode::Production).await);
-    let a = instance(&storage, &[]).await;
-    let b = instance(&storage, &[]).await;
+    let a = TestApp::instance(&storage, &[]).await;
+    let b = TestApp::instance(&storage, &[]).await;
     let user = a.verified_user().await;
     let browser = a.signed_in(&user).await;
     let token = browser.access();

@@ -444,6 +444,12 @@ impl TestApp {
         Self::spawn_on(storage, mail, smtp_port, overrides).await
     }
 
+    /// Another instance (or a restart) on existing storage, with an SMTP sink of its own.
+    pub async fn instance(storage: &Arc<Storage>, overrides: &[(&str, &str)]) -> TestApp {
+        let (mail, smtp_port) = SmtpSink::start_on(0).await;
+        Self::spawn_on(Arc::clone(storage), mail, smtp_port, overrides).await
+    }
+
     /// Starts an application on existing storage (a restart, or a second instance).
     pub async fn spawn_on(
         storage: Arc<Storage>,
