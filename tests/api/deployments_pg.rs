@@ -370,7 +370,7 @@ async fn refreshes_are_hot_updates() {
     };
     let fillfactor = app
         .storage
-        .sql_rows("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'active_sessions'")
+        .sql_rows("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'active_sessions'::regclass")
         .await;
     assert_eq!(fillfactor, vec![vec!["fillfactor=80".to_owned()]]);
     const REFRESHES: i64 = 40;

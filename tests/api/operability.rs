@@ -665,4 +665,90 @@ both_modes!(
     ratelimit_show_and_clear,
     approvals_list_and_decide,
     doctor_names_instances_and_the_servers_state,
+    times_compare_with_now_in_psql,
 );
+
+/// The guide's readers compare times with `now()`: the millisecond columns compare with a
+/// timestamptz directly, and the `readable` schema shows them as timestamps, for every table
+/// and column (a later migration that changes a table without rebuilding the views fails here).
+async fn times_compare_with_now_in_psql(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let user = app.verified_user().await;
+    let b = app.signed_in(&user).await;
+    let (user_id, _, _) = me_ids(&b).await;
+    let live = format!(
+        "SELECT count(*) FROM active_sessions \
+         WHERE user_id = {user_id} AND revoked_at IS NULL AND expires_at > {{now}}"
+    );
+    if mode == Mode::Embedded {
+        // SQLite has no now(): the README gives this form.
+        let rows = app
+            .storage
+            .sql_rows(&live.replace("{now}", "unixepoch('subsec') * 1000"))
+            .await;
+        assert_eq!(rows, vec![vec!["1".to_string()]]);
+        return;
+    }
+    let rows = app.storage.sql_rows(&live.replace("{now}", "now()")).await;
+    assert_eq!(rows, vec![vec!["1".to_string()]], "expires_at > now()");
+    for (sql, expected) in [
+        (
+            format!("SELECT count(*) FROM active_sessions WHERE user_id = {user_id} AND expires_at < now()"),
+            "0",
+        ),
+        (
+            format!("SELECT count(*) FROM active_sessions WHERE user_id = {user_id} AND now() < expires_at AND created_at >= now() - interval '5 minutes' AND created_at <= now()"),
+            "1",
+        ),
+        (
+            format!("SELECT count(*) FROM users WHERE id = {user_id} AND email_verified_at <> now() AND deleted_at IS NULL"),
+            "1",
+        ),
+    ] {
+        assert_eq!(app.storage.sql_rows(&sql).await, vec![vec![expected.to_string()]], "{sql}");
+    }
+    // The readable view: a timestamptz, for the same instant as the stored milliseconds.
+    let kind = app
+        .storage
+        .sql_rows(&format!(
+            "SELECT pg_typeof(expires_at)::text FROM readable.active_sessions \
+             WHERE user_id = {user_id}"
+        ))
+        .await;
+    assert_eq!(kind, vec![vec!["timestamp with time zone".to_string()]]);
+    let same: Vec<Vec<String>> = app
+        .storage
+        .sql_rows(&format!(
+            "SELECT ((extract(epoch FROM r.expires_at) * 1000)::bigint = s.expires_at)::text \
+             FROM readable.active_sessions r JOIN public.active_sessions s USING (id) \
+             WHERE r.user_id = {user_id}"
+        ))
+        .await;
+    assert_eq!(same, vec![vec!["true".to_string()]]);
+    // Every table has its view, with every column, and every *_at millisecond column shown as
+    // a timestamp.
+    let drift = app
+        .storage
+        .sql_rows(
+            "SELECT c.table_name || '.' || c.column_name || ' ' || c.data_type || ' -> ' \
+                    || coalesce(v.data_type, 'missing') \
+             FROM information_schema.columns c \
+             LEFT JOIN information_schema.columns v \
+               ON v.table_schema = 'readable' AND v.table_name = c.table_name \
+              AND v.column_name = c.column_name \
+             WHERE c.table_schema = current_schema() \
+               AND c.table_name NOT IN ('schema_migrations', '_sqlx_migrations') \
+               AND (v.data_type IS NULL \
+                    OR (c.data_type = 'bigint' AND c.column_name LIKE '%\\_at' \
+                        AND v.data_type <> 'timestamp with time zone') \
+                    OR (NOT (c.data_type = 'bigint' AND c.column_name LIKE '%\\_at') \
+                        AND v.data_type <> c.data_type)) \
+             ORDER BY 1",
+        )
+        .await;
+    assert!(
+        drift.is_empty(),
+        "the readable views differ from the tables (end the migration with \
+         `SELECT mbpanel_readable_views();`): {drift:?}"
+    );
+}
