@@ -175,6 +175,23 @@ pub async fn why(services: &Services, shared: bool, email: &str) -> anyhow::Resu
         println!("NOW   {problem}");
         println!("      what to do: {fix}");
     }
+    if report.teams.is_empty() {
+        println!("TEAM  none: every team route answers 403 \"Not a member of team\"");
+        println!("      what to do: Add user to team via invite");
+    }
+    for t in &report.teams {
+        println!(
+            "TEAM  {} \"{}\" as {}: {}",
+            t.team_id,
+            t.team_name,
+            t.role_name,
+            if t.permissions.is_empty() {
+                "no permissions".to_owned()
+            } else {
+                t.permissions.join(", ")
+            }
+        );
+    }
     if shared {
         let subject = RateLimitSubject::parse(&report.email)?;
         for c in auth.rate_limit_counters(&subject).await? {

@@ -80,6 +80,12 @@ pub fn registered_notices(email_hash: &str) -> String {
 }
 
 /// The last failed Virtuozzo sign-in of a team (epoch ms), shown by its status.
+/// Present while a 403 "Missing permission" of this user, team and permission was audited
+/// recently: one audit row per window, however often the request is repeated.
+pub fn permission_refusal_audited(user_id: i64, team_id: i64, permission: &str) -> String {
+    format!("audit:permission_denied:{user_id}:{team_id}:{permission}")
+}
+
 pub fn virtuozzo_refresh_failed(team_id: i64) -> String {
     format!("virtuozzo:refresh_failed:{team_id}")
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::diagnostics::{relative, revoked_reason_words};
-use super::ports::SessionRecord;
+use super::ports::{LinkTokenState, OutboxState, SessionRecord};
 use super::{Auth, ClientInfo, Error, Result, keys, tokens};
 use crate::domain::SessionId;
 use crate::domain::email::Email;
@@ -80,7 +80,17 @@ pub struct WhyReport {
     pub email: String,
     /// Standing problems of the account (deleted, unverified), each with its fix.
     pub standing: Vec<(String, &'static str)>,
+    /// Each team of the user with the role held and that role's permissions (what a 403
+    /// "Missing permission" is decided on).
+    pub teams: Vec<TeamStanding>,
     pub entries: Vec<WhyEntry>,
+}
+
+pub struct TeamStanding {
+    pub team_id: i64,
+    pub team_name: String,
+    pub role_name: String,
+    pub permissions: Vec<String>,
 }
 
 const FIX_WAIT: &str = "Wait for the window to pass (LOGIN_RATE_LIMIT_WINDOW_SECONDS, 5 minutes by default), or `mbpanel-auth ratelimit clear <email|ip>`";
@@ -303,7 +313,40 @@ impl Auth {
                 "Request new verification email (the sign-in page offers it); check EMAIL_BACKEND and BASE_URL",
             ));
         }
+        let mut teams = Vec::new();
+        for m in self.repo.memberships(user.id).await? {
+            let access = self.team_access(user.id, m.team_id).await?;
+            teams.push(TeamStanding {
+                team_id: m.team_id,
+                team_name: m.team_name,
+                role_name: m.role_name,
+                permissions: access.permissions.clone(),
+            });
+        }
         let mut entries = Vec::new();
+        for email in self.repo.recent_emails(&user.email, 10).await? {
+            entries.push(email_words(&email));
+        }
+        let now = now_ms();
+        for link in self.repo.recent_link_tokens(user.id, 10).await? {
+            entries.push(link_words(&link, now));
+        }
+        // The Owner answers for the team's Virtuozzo account: its refreshes and failures.
+        for t in teams.iter().filter(|t| t.role_name == "Owner") {
+            for record in self.repo.team_audit(t.team_id, None, 50).await? {
+                if !record.event.starts_with("virtuozzo_") {
+                    continue;
+                }
+                let details: Value = serde_json::from_str(&record.details).unwrap_or(Value::Null);
+                if let Some((what, fix)) = audit_words(&record.event, &details, None) {
+                    entries.push(WhyEntry {
+                        at: record.at,
+                        what: format!("team {}: {what}", t.team_id),
+                        fix,
+                    });
+                }
+            }
+        }
         for record in self.repo.user_audit(user.id, None, 100).await? {
             let details: Value = serde_json::from_str(&record.details).unwrap_or(Value::Null);
             if let Some((what, fix)) =
@@ -316,7 +359,6 @@ impl Auth {
                 });
             }
         }
-        let now = now_ms();
         let idle = ms(self.settings.refresh_idle_timeout);
         for (s, reason) in self.repo.recent_sessions(user.id, 20).await? {
             entries.push(session_words(&s, reason.as_deref(), now, idle));
@@ -326,8 +368,106 @@ impl Auth {
             user_id: user.id,
             email: user.email,
             standing,
+            teams,
             entries,
         })
+    }
+}
+
+/// An email to the user and whether it left: the answer to "OTP not received".
+fn email_words(e: &OutboxState) -> WhyEntry {
+    use super::emails::{
+        TEMPLATE_ALREADY_REGISTERED, TEMPLATE_CONCURRENT_LOGIN, TEMPLATE_EMAIL_VERIFICATION,
+        TEMPLATE_LOGIN_CODE, TEMPLATE_PASSWORD_RESET, TEMPLATE_TEAM_INVITE,
+    };
+    let what = match e.kind.as_str() {
+        TEMPLATE_LOGIN_CODE => "a sign-in code (OTP) email",
+        TEMPLATE_EMAIL_VERIFICATION => "a verification email",
+        TEMPLATE_PASSWORD_RESET => "a password-reset email",
+        TEMPLATE_CONCURRENT_LOGIN => "a concurrent-login approval email",
+        TEMPLATE_TEAM_INVITE => "an invitation email",
+        TEMPLATE_ALREADY_REGISTERED => "an \"already registered\" notice",
+        _ => "an email",
+    };
+    let kind = &e.kind;
+    match e.status.as_str() {
+        "sent" => WhyEntry {
+            at: e.sent_at.unwrap_or(e.created_at),
+            what: format!("{what} ({kind}) was handed to the email provider"),
+            fix: Some(
+                "If it did not arrive: check spam folder; check email address is valid; the provider's activity log has it",
+            ),
+        },
+        "failed" => WhyEntry {
+            at: e.created_at,
+            what: format!(
+                "{what} ({kind}) was NOT sent: gave up after {} attempts ({})",
+                e.attempts,
+                e.last_error.as_deref().unwrap_or("no error kept")
+            ),
+            fix: Some(FIX_EMAIL),
+        },
+        _ if e.last_error.is_some() => WhyEntry {
+            at: e.created_at,
+            what: format!(
+                "{what} ({kind}) is not sent yet: {} failed attempts, last error {} (retried by itself)",
+                e.attempts,
+                e.last_error.as_deref().unwrap_or_default()
+            ),
+            fix: Some(FIX_EMAIL),
+        },
+        _ => WhyEntry {
+            at: e.created_at,
+            what: format!("{what} ({kind}) is queued, not sent yet"),
+            fix: Some("Wait a few seconds; `mbpanel-auth doctor` checks the email backend"),
+        },
+    }
+}
+
+const FIX_EMAIL: &str = "Check Postmark API key is valid (POSTMARK_SERVER_TOKEN) and template ID is correct, or SMTP_URL; `mbpanel-auth doctor` checks the backend; grep email_send_failed in the logs";
+
+/// An emailed link's state: the answer to "Token expired or invalid".
+fn link_words(l: &LinkTokenState, now: Millis) -> WhyEntry {
+    let (what, setting) = match l.kind {
+        "verification" => ("verification link", "EMAIL_VERIFICATION_TOKEN_TTL_HOURS"),
+        _ => ("password-reset link", "PASSWORD_RESET_TOKEN_TTL_MINUTES"),
+    };
+    let (state, fix) = match l.used_at {
+        Some(at) => (
+            format!(
+                "used at {}: it cannot be used again (\"Token expired or invalid\")",
+                rfc3339(at)
+            ),
+            Some(if l.kind == "verification" {
+                "Request new verification email if the address is still unverified"
+            } else {
+                "Request a new reset link (\"Forgot password\")"
+            }),
+        ),
+        None if l.expires_at <= now => (
+            format!(
+                "expired at {} unused (\"Token expired or invalid\"; lifetime {setting})",
+                rfc3339(l.expires_at)
+            ),
+            Some(if l.kind == "verification" {
+                "Request new verification email; check BASE_URL setting and that the link is not truncated"
+            } else {
+                "Request a new reset link (\"Forgot password\")"
+            }),
+        ),
+        None => (
+            format!(
+                "valid until {} ({})",
+                rfc3339(l.expires_at),
+                relative(l.expires_at)
+            ),
+            None,
+        ),
+    };
+    WhyEntry {
+        at: l.created_at,
+        what: format!("a {what} was issued; {state}"),
+        fix,
     }
 }
 
@@ -465,6 +605,35 @@ fn audit_words(event: &str, d: &Value, ip: Option<&str>) -> Option<(String, Opti
             Some("Add user to team via invite"),
         ),
         "rate_limit_cleared" => ("an operator cleared the rate limits".into(), None),
+        "permission_denied" => {
+            let permission = d.get("permission").and_then(Value::as_str).unwrap_or("?");
+            let team = d.get("team_id").and_then(Value::as_i64).unwrap_or_default();
+            let role = d.get("role").and_then(Value::as_str).unwrap_or("?");
+            (
+                format!(
+                    "refused with 403 \"Missing permission: {permission}\" in team {team}: the role {role} lacks it{from}"
+                ),
+                Some(
+                    "Check user's role/permissions (`mbpanel-auth role list <team_id>`): change the member's role, or give the role that permission; check the user is on the right team",
+                ),
+            )
+        }
+        "virtuozzo_session_refresh_failed" => {
+            let reason = d.get("reason").and_then(Value::as_str).unwrap_or("unknown");
+            (
+                format!("the team's Virtuozzo session key refresh failed: {reason}"),
+                Some(
+                    "Check VZ credentials are correct (the Owner saves them again), check the Virtuozzo API is accessible (`mbpanel-auth doctor`)",
+                ),
+            )
+        }
+        "virtuozzo_session_refreshed" => (
+            "the team's Virtuozzo session key was refreshed".into(),
+            None,
+        ),
+        "virtuozzo_credentials_changed" => {
+            ("the team's Virtuozzo credentials were saved".into(), None)
+        }
         "email_verified" => ("email address verified".into(), None),
         "user_registered" => ("account created".into(), None),
         _ => return None,

@@ -167,6 +167,28 @@ pub struct OutboxMessage {
     pub attempts: i64,
 }
 
+/// For diagnostics: one outbox message's delivery state (never its payload).
+#[derive(Debug, Clone)]
+pub struct OutboxState {
+    pub kind: String,
+    /// `pending`, `sending`, `sent` or `failed` (given up).
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: Millis,
+    pub sent_at: Option<Millis>,
+}
+
+/// For diagnostics: an emailed link's token (never the token itself).
+#[derive(Debug, Clone)]
+pub struct LinkTokenState {
+    /// `verification` or `password_reset`.
+    pub kind: &'static str,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub used_at: Option<Millis>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct AuditEntry {
     pub event: &'static str,
@@ -488,6 +510,14 @@ pub trait OutboxRepo: Send + Sync {
         error: &str,
         retry_at: Option<Millis>,
     ) -> StoreResult<()>;
+    /// For diagnostics: the latest messages to `to`, newest first.
+    async fn recent_emails(&self, to: &str, limit: i64) -> StoreResult<Vec<OutboxState>>;
+    /// For diagnostics: the user's latest verification and reset links, newest first.
+    async fn recent_link_tokens(
+        &self,
+        user_id: UserId,
+        limit: i64,
+    ) -> StoreResult<Vec<LinkTokenState>>;
 }
 
 #[async_trait]

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::cache::Fact;
-use super::{Auth, Error, Result};
+use super::{Auth, ClientInfo, Error, Result, keys};
 use crate::domain::{RoleId, TeamId, UserId};
 
 /// A member's standing in one team.
@@ -43,7 +43,42 @@ impl TeamAccess {
     }
 }
 
+/// A repeated 403 for the same user, team and permission is audited once per this window.
+const PERMISSION_REFUSAL_AUDIT_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl Auth {
+    /// Audits a 403 "Missing permission" (what `mbpanel-auth why` explains), at most once per
+    /// user, team and permission in `PERMISSION_REFUSAL_AUDIT_WINDOW`, so that repeating the
+    /// request cannot grow the audit log. Best effort: the refusal stands either way.
+    pub async fn permission_refused(
+        &self,
+        access: &TeamAccess,
+        permission: &str,
+        client: &ClientInfo,
+    ) {
+        let key = keys::permission_refusal_audited(access.user_id, access.team_id, permission);
+        if let Ok(true) = self
+            .store
+            .set_if_absent(&key, "1", PERMISSION_REFUSAL_AUDIT_WINDOW)
+            .await
+        {
+            let details = serde_json::json!({
+                "team_id": access.team_id,
+                "permission": permission,
+                "role": access.role_name,
+            });
+            self.audit_team(
+                "permission_denied",
+                access.user_id,
+                Some(access.user_id),
+                access.team_id,
+                client,
+                details,
+            )
+            .await;
+        }
+    }
+
     /// Tells every instance that the team's roles or memberships changed. Called before the
     /// SQL change (so a store outage refuses the change) and after it (so nothing cached in
     /// between survives).

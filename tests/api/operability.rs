@@ -666,6 +666,10 @@ both_modes!(
     approvals_list_and_decide,
     doctor_names_instances_and_the_servers_state,
     times_compare_with_now_in_psql,
+    why_explains_a_missing_permission,
+    why_explains_links_and_emails,
+    why_explains_an_email_that_cannot_leave,
+    token_decode_explains_refresh_failures,
 );
 
 /// The guide's readers compare times with `now()`: the millisecond columns compare with a
@@ -693,19 +697,29 @@ async fn times_compare_with_now_in_psql(mode: Mode) {
     assert_eq!(rows, vec![vec!["1".to_string()]], "expires_at > now()");
     for (sql, expected) in [
         (
-            format!("SELECT count(*) FROM active_sessions WHERE user_id = {user_id} AND expires_at < now()"),
+            format!(
+                "SELECT count(*) FROM active_sessions WHERE user_id = {user_id} AND expires_at < now()"
+            ),
             "0",
         ),
         (
-            format!("SELECT count(*) FROM active_sessions WHERE user_id = {user_id} AND now() < expires_at AND created_at >= now() - interval '5 minutes' AND created_at <= now()"),
+            format!(
+                "SELECT count(*) FROM active_sessions WHERE user_id = {user_id} AND now() < expires_at AND created_at >= now() - interval '5 minutes' AND created_at <= now()"
+            ),
             "1",
         ),
         (
-            format!("SELECT count(*) FROM users WHERE id = {user_id} AND email_verified_at <> now() AND deleted_at IS NULL"),
+            format!(
+                "SELECT count(*) FROM users WHERE id = {user_id} AND email_verified_at <> now() AND deleted_at IS NULL"
+            ),
             "1",
         ),
     ] {
-        assert_eq!(app.storage.sql_rows(&sql).await, vec![vec![expected.to_string()]], "{sql}");
+        assert_eq!(
+            app.storage.sql_rows(&sql).await,
+            vec![vec![expected.to_string()]],
+            "{sql}"
+        );
     }
     // The readable view: a timestamptz, for the same instant as the stored milliseconds.
     let kind = app
@@ -751,4 +765,230 @@ async fn times_compare_with_now_in_psql(mode: Mode) {
         "the readable views differ from the tables (end the migration with \
          `SELECT mbpanel_readable_views();`): {drift:?}"
     );
+}
+
+/// The guide's 403 "Missing permission": `why` names the permission, the team and the role
+/// that lacks it, and lists the user's teams with their permissions. Repeating the refused
+/// request adds no audit rows.
+async fn why_explains_a_missing_permission(mode: Mode) {
+    let app = TestApp::spawn_with(
+        mode,
+        &[
+            ("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "1000"),
+            ("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", "1000"),
+        ],
+    )
+    .await;
+    let owner = app.signed_in(&app.verified_user().await).await;
+    let team = owner.team_id().await;
+    let member_role = crate::teams::role_id(&owner, team, "Member").await;
+    let (member, b) = app.join_team(&owner, team, member_role).await;
+    for _ in 0..3 {
+        let r = b
+            .send(
+                reqwest::Method::PUT,
+                &format!("/api/v1/teams/{team}/roles/{member_role}/permissions"),
+                Some(json!({ "permissions": ["audit.read"] })),
+            )
+            .await;
+        let e = expect(r, StatusCode::FORBIDDEN).await;
+        assert_eq!(e["detail"], "Missing permission: team.roles.manage");
+    }
+    let (ok, said) = cli(&app, &[], &["why", &member.email]);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("Missing permission: team.roles.manage")
+            && said.contains(&format!("in team {team}: the role Member lacks it"))
+            && said.contains("Check user's role/permissions"),
+        "{said}"
+    );
+    let line = said
+        .lines()
+        .find(|l| l.starts_with(&format!("TEAM  {team} ")))
+        .unwrap_or_else(|| panic!("no TEAM line for {team}: {said}"));
+    assert!(
+        line.contains("as Member") && line.contains("team.members.read"),
+        "{line}"
+    );
+    assert!(!line.contains("team.roles.manage"), "{line}");
+    let rows = app
+        .storage
+        .sql_rows("SELECT count(*) FROM audit_log WHERE event = 'permission_denied'")
+        .await;
+    assert_eq!(
+        rows,
+        vec![vec!["1".to_string()]],
+        "one row for three refusals"
+    );
+}
+
+/// The guide's email section: a link that was used or expired says so, with "Request new
+/// verification email"; an email that cannot leave ("OTP not received") shows the provider's
+/// error and the fix, and one that left says where to look.
+async fn why_explains_links_and_emails(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let user = crate::helpers::TestUser::random();
+    app.register_and_verify(&user).await;
+    // The verification link is used: clicking it again is "Token expired or invalid".
+    let (ok, said) = cli(&app, &[], &["why", &user.email]);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("a verification link was issued; used at")
+            && said.contains("cannot be used again"),
+        "{said}"
+    );
+    assert!(
+        said.contains("a verification email (email-verification) was handed to the email provider")
+            && said.contains("check spam folder"),
+        "{said}"
+    );
+    // A reset link left to expire.
+    let r = app
+        .browser()
+        .post(
+            "/api/v1/auth/password-reset/request",
+            json!({ "email": user.email }),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    app.mail.wait_for_containing(&user.email, 0, "reset").await;
+    app.storage
+        .sql("UPDATE password_reset_tokens SET expires_at = 1000")
+        .await;
+    let (_, said) = cli(&app, &[], &["why", &user.email]);
+    assert!(
+        said.contains("a password-reset link was issued; expired at")
+            && said.contains("PASSWORD_RESET_TOKEN_TTL_MINUTES")
+            && said.contains("Request a new reset link"),
+        "{said}"
+    );
+}
+
+async fn why_explains_an_email_that_cannot_leave(mode: Mode) {
+    // The SMTP server is down: the code email stays in the outbox with its error.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let storage = Arc::new(crate::helpers::app::Storage::new(mode).await);
+    let app = TestApp::spawn_on(
+        Arc::clone(&storage),
+        crate::helpers::smtp::SmtpSink::default(),
+        port,
+        &[],
+    )
+    .await;
+    let user = crate::helpers::TestUser::random();
+    let r = app
+        .browser()
+        .post(
+            "/api/v1/auth/register",
+            json!({ "email": user.email, "password": user.password, "name": "N" }),
+        )
+        .await;
+    expect(r, StatusCode::ACCEPTED).await;
+    let mut said = String::new();
+    for _ in 0..100 {
+        said = cli(&app, &[], &["why", &user.email]).1;
+        if said.contains("failed attempts") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        said.contains("a verification email (email-verification) is not sent yet")
+            && said.contains("Check Postmark API key is valid")
+            && said.contains("SMTP_URL"),
+        "{said}"
+    );
+}
+
+/// The guide's "Slow login" and "High memory usage": doctor names a missing hot-path index and
+/// keys left without a TTL, each with its fix.
+async fn doctor_names_missing_indexes_and_keys_without_ttl() {
+    let app = TestApp::spawn(Mode::Production).await;
+    let (ok, said) = cli(&app, &[], &["doctor"]);
+    assert!(ok, "{said}");
+    app.storage
+        .sql("DROP INDEX active_sessions_user_live")
+        .await;
+    let mut r = app.storage.redis().await;
+    let key = format!("{}stray:forever", app.storage.redis_prefix);
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("x")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let (ok, said) = cli(&app, &[], &["doctor"]);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("missing: active_sessions_user_live")
+            && said.contains("Add database indexes"),
+        "{said}"
+    );
+    assert!(
+        said.contains("stray:forever") && said.contains("Set appropriate TTLs"),
+        "{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_slow_login_and_memory_causes() {
+    doctor_names_missing_indexes_and_keys_without_ttl().await;
+}
+
+/// The guide's "Token refresh fails" and "Refresh token not working": `token decode` of a
+/// refresh token says current, just rotated (grace), rotated before (theft: the session ends),
+/// or revoked — each with the fix, and agreeing with what `/auth/refresh` does.
+async fn token_decode_explains_refresh_failures(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let b = app.signed_in(&app.verified_user().await).await;
+    let first = b.refresh_token();
+    expect(b.post_csrf("/api/v1/auth/refresh").await, StatusCode::OK).await;
+    let second = b.refresh_token();
+    assert_ne!(first, second);
+    let (ok, said) = cli(&app, &[], &["token", "decode", &first]);
+    assert!(ok && said.contains("rotated moments ago"), "{said}");
+    // One more rotation: the first token is no longer the one just replaced.
+    expect(b.post_csrf("/api/v1/auth/refresh").await, StatusCode::OK).await;
+    let third = b.refresh_token();
+    let (ok, said) = cli(&app, &[], &["token", "decode", &first]);
+    assert!(
+        !ok && said.contains("already rotated")
+            && said.contains("counts as theft")
+            && said.contains("User must re-login"),
+        "{said}"
+    );
+    expect(b.post_csrf("/api/v1/auth/logout").await, StatusCode::OK).await;
+    let (ok, said) = cli(&app, &[], &["token", "decode", &third]);
+    assert!(
+        !ok && said.contains("was revoked") && said.contains("User must re-login"),
+        "{said}"
+    );
+}
+
+/// The guide's "Redis connection refused": doctor says unreachable and "Check REDIS_URL".
+async fn doctor_names_an_unreachable_redis() {
+    let app = TestApp::spawn(Mode::Production).await;
+    if !app.settings.contains_key("REDIS_URL") {
+        return; // Sentinel or Cluster shape: this test needs a plain URL to break.
+    }
+    let (ok, said) = cli(
+        &app,
+        &[
+            ("REDIS_URL", "redis://127.0.0.1:1"),
+            ("REDIS_TIMEOUT_MS", "300"),
+        ],
+        &["doctor"],
+    );
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("unreachable") && said.contains("Check REDIS_URL"),
+        "{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_redis_connection_refused() {
+    doctor_names_an_unreachable_redis().await;
 }

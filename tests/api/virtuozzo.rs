@@ -284,5 +284,52 @@ both_modes!(
     a_changed_credentials_key_is_a_failed_refresh_not_a_crash,
     owner_stores_credentials_and_refreshes,
     only_the_owner_refreshes,
-    owner_exchange_survives_a_failed_virtuozzo_sign_in
+    owner_exchange_survives_a_failed_virtuozzo_sign_in,
+    why_and_doctor_explain_a_failed_refresh,
 );
+
+/// The guide's "Session key refresh fails": `why <owner>` shows the failed refresh with
+/// Virtuozzo's reason and the fix; `doctor` names an unreachable Virtuozzo.
+async fn why_and_doctor_explain_a_failed_refresh(mode: Mode) {
+    let (fake, url) = FakeVirtuozzo::start().await;
+    let app = spawn(mode, &url).await;
+    let user = app.verified_user().await;
+    let owner = app.signed_in(&user).await;
+    let team = owner.team_id().await;
+    let path = format!("/api/v1/teams/{team}/virtuozzo");
+    let body = json!({ "email": "ops@example.com", "password": "a-wrong-password" });
+    expect(
+        owner.send(reqwest::Method::PUT, &path, Some(body)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let r = owner
+        .send(reqwest::Method::POST, &format!("{path}/refresh"), None)
+        .await;
+    expect(r, StatusCode::SERVICE_UNAVAILABLE).await;
+    let (ok, said) = crate::cli::cli(&app, &[], &["why", &user.email]);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains(&format!(
+            "team {team}: the team's Virtuozzo session key refresh failed"
+        )) && said.contains("Check VZ credentials are correct"),
+        "{said}"
+    );
+    let (_, said) = crate::cli::cli(&app, &[], &["doctor"]);
+    assert!(
+        said.contains("virtuozzo") && said.contains("reachable"),
+        "{said}"
+    );
+    assert_eq!(fake.calls(), 1);
+
+    // Virtuozzo's address does not answer.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/signin", closed.local_addr().unwrap());
+    drop(closed);
+    let (ok, said) = crate::cli::cli(&app, &[("VZ_VIRTUOZZO_SIGNIN_URL", &dead)], &["doctor"]);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("unreachable") && said.contains("Check VZ API is accessible"),
+        "{said}"
+    );
+}

@@ -71,8 +71,15 @@ impl<R: Requirement> FromRequestParts<AppState> for TeamGuard<R> {
                 Error::BadRequest("Invalid path parameter: team id must be an integer".into())
             })?;
         let access = state.auth.team_access(session.claims.sub, team_id).await?;
-        if let Some(permission) = R::PERMISSION {
-            access.require(permission)?;
+        if let Some(permission) = R::PERMISSION
+            && let Err(refused) = access.require(permission)
+        {
+            let super::Client(client) = super::Client::from_request_parts(parts, state).await?;
+            state
+                .auth
+                .permission_refused(&access, permission, &client)
+                .await;
+            return Err(refused);
         }
         Ok(TeamGuard {
             session,

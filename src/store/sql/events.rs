@@ -6,11 +6,69 @@ use super::{SqlStore, db_err, on_db};
 use crate::domain::time::Millis;
 use crate::domain::{TeamId, UserId};
 use crate::service::ports::{
-    AuditEntry, AuditRecord, AuditRepo, HealthRepo, OutboxMessage, OutboxRepo, StoreResult,
+    AuditEntry, AuditRecord, AuditRepo, HealthRepo, LinkTokenState, OutboxMessage, OutboxRepo,
+    OutboxState, StoreResult,
 };
 
 #[async_trait]
 impl OutboxRepo for SqlStore {
+    async fn recent_emails(&self, to: &str, limit: i64) -> StoreResult<Vec<OutboxState>> {
+        const SQL: &str = "SELECT kind, status, attempts, last_error, created_at, sent_at
+            FROM email_outbox WHERE to_address = $1 ORDER BY id DESC LIMIT $2";
+        type Row = (String, String, i64, Option<String>, Millis, Option<Millis>);
+        let rows: Vec<Row> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(to)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(kind, status, attempts, last_error, created_at, sent_at)| OutboxState {
+                    kind,
+                    status,
+                    attempts,
+                    last_error,
+                    created_at,
+                    sent_at,
+                },
+            )
+            .collect())
+    }
+
+    async fn recent_link_tokens(
+        &self,
+        user_id: UserId,
+        limit: i64,
+    ) -> StoreResult<Vec<LinkTokenState>> {
+        const SQL: &str = "SELECT 'verification', created_at, expires_at, used_at
+                FROM email_verification_tokens WHERE user_id = $1
+            UNION ALL SELECT 'password_reset', created_at, expires_at, used_at
+                FROM password_reset_tokens WHERE user_id = $1
+            ORDER BY 2 DESC LIMIT $2";
+        let rows: Vec<(String, Millis, Millis, Option<Millis>)> =
+            on_db!(&self.db, |pool| sqlx::query_as(SQL)
+                .bind(user_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await)
+            .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(kind, created_at, expires_at, used_at)| LinkTokenState {
+                kind: if kind == "verification" {
+                    "verification"
+                } else {
+                    "password_reset"
+                },
+                created_at,
+                expires_at,
+                used_at,
+            })
+            .collect())
+    }
+
     async fn enqueue_email(
         &self,
         to: &str,
