@@ -670,6 +670,7 @@ both_modes!(
     why_explains_links_and_emails,
     why_explains_an_email_that_cannot_leave,
     token_decode_explains_refresh_failures,
+    token_decode_explains_an_expired_access_token,
 );
 
 /// The guide's readers compare times with `now()`: the millisecond columns compare with a
@@ -991,4 +992,20 @@ async fn doctor_names_an_unreachable_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_names_redis_connection_refused() {
     doctor_names_an_unreachable_redis().await;
+}
+
+/// The guide's "Access token expired": refused by the server (401) and by `token decode`,
+/// which names the expiry and the fix.
+async fn token_decode_explains_an_expired_access_token(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let b = app.signed_in(&app.verified_user().await).await;
+    let expired = resigned(&b.access(), |c| {
+        c["iat"] = json!(now_s() - 3600);
+        c["exp"] = json!(now_s() - 60);
+    });
+    let said = decode_agrees(&app, &expired, false).await;
+    assert!(
+        said.contains("expired") && said.contains("Client should call /auth/refresh automatically"),
+        "{said}"
+    );
 }
