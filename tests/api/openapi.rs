@@ -13,7 +13,7 @@ async fn every_documented_operation_exists(mode: Mode) {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 30, "{}", paths.len());
     let http = reqwest::Client::new();
