@@ -8,9 +8,9 @@
 //! the documented schema (`#/components/schemas` references resolved). A request that reaches
 //! no documented operation fails the test, as does an operation the tour never succeeds at.
 
-use std::collections::{BTreeMap, BTreeSet};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::both_modes;
 use crate::helpers::app::{Browser, expect};
@@ -152,7 +152,8 @@ impl Contract {
             &text,
             &json,
         ) {
-            self.failures.push(format!("{what} -> {status}: {e}; body {text}"));
+            self.failures
+                .push(format!("{what} -> {status}: {e}; body {text}"));
         }
         Answer { status, json, text }
     }
@@ -181,8 +182,7 @@ impl Contract {
             .into_iter()
             .flat_map(|h| h.keys())
         {
-            if header.eq_ignore_ascii_case("Retry-After") && headers.get("retry-after").is_none()
-            {
+            if header.eq_ignore_ascii_case("Retry-After") && headers.get("retry-after").is_none() {
                 return Err("the documented Retry-After header is missing".into());
             }
         }
@@ -225,7 +225,10 @@ impl Contract {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(format!("body does not match the schema: {}", errors.join("; ")))
+            Err(format!(
+                "body does not match the schema: {}",
+                errors.join("; ")
+            ))
         }
     }
 
@@ -276,7 +279,10 @@ impl Contract {
         let schema = self.resolve(schema);
         let json_body = |v: Value| Body::Json(v);
         let mut out = vec![
-            ("invalid JSON".to_owned(), Body::Raw("application/json", b"{\"a\":".to_vec())),
+            (
+                "invalid JSON".to_owned(),
+                Body::Raw("application/json", b"{\"a\":".to_vec()),
+            ),
             (
                 "wrong content type".to_owned(),
                 Body::Raw("text/plain", valid.to_string().into_bytes()),
@@ -290,7 +296,10 @@ impl Contract {
             ("null".to_owned(), json_body(Value::Null)),
             ("a NUL character".to_owned(), {
                 let mut v = valid.clone();
-                if let Some((k, _)) = v.as_object().and_then(|o| o.iter().find(|(_, x)| x.is_string())) {
+                if let Some((k, _)) = v
+                    .as_object()
+                    .and_then(|o| o.iter().find(|(_, x)| x.is_string()))
+                {
                     let k = k.clone();
                     v[k] = json!("a\u{0}b");
                 }
@@ -302,13 +311,19 @@ impl Contract {
         out.push(("an extra field".into(), json_body(extra)));
         for required in schema["required"].as_array().into_iter().flatten() {
             let mut v = valid.clone();
-            v.as_object_mut().unwrap().remove(required.as_str().unwrap());
+            v.as_object_mut()
+                .unwrap()
+                .remove(required.as_str().unwrap());
             out.push((format!("{required} missing"), json_body(v)));
         }
         for (field, sub) in schema["properties"].as_object().into_iter().flatten() {
             let sub = self.resolve(sub);
             let is_string = valid[field].is_string();
-            let mistyped = if is_string { json!(12345) } else { json!("not a number") };
+            let mistyped = if is_string {
+                json!(12345)
+            } else {
+                json!("not a number")
+            };
             let mut v = valid.clone();
             v[field] = mistyped;
             out.push((format!("{field} mistyped"), json_body(v)));
@@ -367,7 +382,14 @@ async fn sign_up_and_in(c: &mut Contract, app: &TestApp, user: &TestUser) -> Bro
     let b = app.browser();
     let body = json!({ "email": user.email, "password": user.password, "name": user.name });
     let r = c
-        .send(app, As::Nobody, "post", "/api/v1/auth/register", &[], Body::Json(body))
+        .send(
+            app,
+            As::Nobody,
+            "post",
+            "/api/v1/auth/register",
+            &[],
+            Body::Json(body),
+        )
         .await;
     assert_eq!(r.status, 202, "{}", r.text);
     let mail = app
@@ -376,7 +398,14 @@ async fn sign_up_and_in(c: &mut Contract, app: &TestApp, user: &TestUser) -> Bro
         .await;
     let body = json!({ "token": link_token(&mail) });
     let r = c
-        .send(app, As::Nobody, "post", "/api/v1/auth/verify-email", &[], Body::Json(body))
+        .send(
+            app,
+            As::Nobody,
+            "post",
+            "/api/v1/auth/verify-email",
+            &[],
+            Body::Json(body),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     sign_in(c, app, &b, user).await;
@@ -393,7 +422,14 @@ async fn log_in(c: &mut Contract, app: &TestApp, b: &Browser, user: &TestUser) -
     let before = app.mail.count_to(&user.email);
     let body = json!({ "email": user.email, "password": user.password });
     let login = c
-        .send(app, As::NoCsrf(b), "post", "/api/v1/auth/login", &[], Body::Json(body))
+        .send(
+            app,
+            As::NoCsrf(b),
+            "post",
+            "/api/v1/auth/login",
+            &[],
+            Body::Json(body),
+        )
         .await;
     assert_eq!(login.status, 200, "{}", login.text);
     let preauth = login.json["preauth_token"].as_str().unwrap().to_owned();
@@ -404,7 +440,14 @@ async fn log_in(c: &mut Contract, app: &TestApp, b: &Browser, user: &TestUser) -
             .await;
         let body = json!({ "preauth_token": preauth, "code": otp_code(&mail) });
         let r = c
-            .send(app, As::NoCsrf(b), "post", "/api/v1/auth/otp/verify", &[], Body::Json(body))
+            .send(
+                app,
+                As::NoCsrf(b),
+                "post",
+                "/api/v1/auth/otp/verify",
+                &[],
+                Body::Json(body),
+            )
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
@@ -413,8 +456,15 @@ async fn log_in(c: &mut Contract, app: &TestApp, b: &Browser, user: &TestUser) -
 
 async fn exchange(c: &mut Contract, app: &TestApp, b: &Browser, preauth: &str) -> Answer {
     let body = json!({ "preauth_token": preauth });
-    c.send(app, As::NoCsrf(b), "post", "/api/v1/auth/session-exchange", &[], Body::Json(body))
-        .await
+    c.send(
+        app,
+        As::NoCsrf(b),
+        "post",
+        "/api/v1/auth/session-exchange",
+        &[],
+        Body::Json(body),
+    )
+    .await
 }
 
 async fn every_answer_matches_the_document(mode: Mode) {
@@ -428,11 +478,18 @@ async fn every_answer_matches_the_document(mode: Mode) {
             ("EMAIL_REQUEST_RATE_LIMIT_IP", "100000"),
             ("INVITE_RATE_LIMIT_PER_HOUR", "100000"),
             ("VZ_VIRTUOZZO_SIGNIN_URL", &vz),
-            ("VZ_CREDENTIALS_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+            (
+                "VZ_CREDENTIALS_KEY",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            ),
         ],
     )
     .await;
-    let doc = expect(app.browser().get("/api/v1/openapi.json").await, StatusCode::OK).await;
+    let doc = expect(
+        app.browser().get("/api/v1/openapi.json").await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(doc["openapi"], "3.1.0");
     let mut c = Contract::new(doc);
     let c = &mut c;
@@ -460,30 +517,62 @@ async fn every_answer_matches_the_document(mode: Mode) {
     let owner = TestUser::random();
     let b = sign_up_and_in(c, &app, &owner).await;
     let r = c
-        .send(&app, As::Nobody, "post", "/api/v1/auth/verify-email/resend",
-            &[], Body::Json(json!({ "email": owner.email })))
+        .send(
+            &app,
+            As::Nobody,
+            "post",
+            "/api/v1/auth/verify-email/resend",
+            &[],
+            Body::Json(json!({ "email": owner.email })),
+        )
         .await;
     assert_eq!(r.status, 202);
-    for path in ["/api/v1/auth/me", "/api/v1/auth/sessions", "/api/v1/teams", "/api/v1/auth/audit"] {
-        let r = c.send(&app, As::Session(&b), "get", path, &[], Body::None).await;
+    for path in [
+        "/api/v1/auth/me",
+        "/api/v1/auth/sessions",
+        "/api/v1/teams",
+        "/api/v1/auth/audit",
+    ] {
+        let r = c
+            .send(&app, As::Session(&b), "get", path, &[], Body::None)
+            .await;
         assert_eq!(r.status, 200, "{path} {}", r.text);
     }
     let r = c
-        .send(&app, As::Session(&b), "post", "/api/v1/auth/refresh", &[], Body::None)
+        .send(
+            &app,
+            As::Session(&b),
+            "post",
+            "/api/v1/auth/refresh",
+            &[],
+            Body::None,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
     // A team of the owner's, with a custom role, an invite and a member.
     let r = c
-        .send(&app, As::Session(&b), "post", "/api/v1/teams", &[],
-            Body::Json(json!({ "name": "Contract team" })))
+        .send(
+            &app,
+            As::Session(&b),
+            "post",
+            "/api/v1/teams",
+            &[],
+            Body::Json(json!({ "name": "Contract team" })),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let team = r.json["id"].as_i64().unwrap();
     let t = || vec![("team_id", team.to_string())];
     let r = c
-        .send(&app, As::Session(&b), "post", "/api/v1/auth/switch-team", &[],
-            Body::Json(json!({ "team_id": team })))
+        .send(
+            &app,
+            As::Session(&b),
+            "post",
+            "/api/v1/auth/switch-team",
+            &[],
+            Body::Json(json!({ "team_id": team })),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     for template in [
@@ -493,11 +582,20 @@ async fn every_answer_matches_the_document(mode: Mode) {
         "/api/v1/teams/{team_id}/audit",
         "/api/v1/teams/{team_id}/virtuozzo",
     ] {
-        let r = c.send(&app, As::Session(&b), "get", template, &t(), Body::None).await;
+        let r = c
+            .send(&app, As::Session(&b), "get", template, &t(), Body::None)
+            .await;
         assert_eq!(r.status, 200, "{template} {}", r.text);
     }
     let roles = c
-        .send(&app, As::Session(&b), "get", "/api/v1/teams/{team_id}/roles", &t(), Body::None)
+        .send(
+            &app,
+            As::Session(&b),
+            "get",
+            "/api/v1/teams/{team_id}/roles",
+            &t(),
+            Body::None,
+        )
         .await
         .json;
     let member_role = roles["roles"]
@@ -510,7 +608,14 @@ async fn every_answer_matches_the_document(mode: Mode) {
         .unwrap();
     let body = json!({ "name": "Auditor", "permissions": ["team.members.read"] });
     let r = c
-        .send(&app, As::Session(&b), "post", "/api/v1/teams/{team_id}/roles", &t(), Body::Json(body))
+        .send(
+            &app,
+            As::Session(&b),
+            "post",
+            "/api/v1/teams/{team_id}/roles",
+            &t(),
+            Body::Json(body),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let custom_role = r.json["id"].as_i64().unwrap();
@@ -518,24 +623,51 @@ async fn every_answer_matches_the_document(mode: Mode) {
     tr.push(("role_id", custom_role.to_string()));
     let body = json!({ "permissions": ["team.members.read", "audit.read"] });
     let r = c
-        .send(&app, As::Session(&b), "put", "/api/v1/teams/{team_id}/roles/{role_id}/permissions",
-            &tr, Body::Json(body))
+        .send(
+            &app,
+            As::Session(&b),
+            "put",
+            "/api/v1/teams/{team_id}/roles/{role_id}/permissions",
+            &tr,
+            Body::Json(body),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let body = json!({ "email": "ops@example.com", "password": "vz-secret-pass" });
     let r = c
-        .send(&app, As::Session(&b), "put", "/api/v1/teams/{team_id}/virtuozzo", &t(), Body::Json(body))
+        .send(
+            &app,
+            As::Session(&b),
+            "put",
+            "/api/v1/teams/{team_id}/virtuozzo",
+            &t(),
+            Body::Json(body),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = c
-        .send(&app, As::Session(&b), "post", "/api/v1/teams/{team_id}/virtuozzo/refresh", &t(), Body::None)
+        .send(
+            &app,
+            As::Session(&b),
+            "post",
+            "/api/v1/teams/{team_id}/virtuozzo/refresh",
+            &t(),
+            Body::None,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
     let member = TestUser::random();
     let body = json!({ "email": member.email, "role_id": member_role });
     let r = c
-        .send(&app, As::Session(&b), "post", "/api/v1/teams/{team_id}/invites", &t(), Body::Json(body))
+        .send(
+            &app,
+            As::Session(&b),
+            "post",
+            "/api/v1/teams/{team_id}/invites",
+            &t(),
+            Body::Json(body),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let invite_mail = app
@@ -545,7 +677,14 @@ async fn every_answer_matches_the_document(mode: Mode) {
     let m = sign_up_and_in(c, &app, &member).await;
     let body = json!({ "token": link_token(&invite_mail) });
     let r = c
-        .send(&app, As::Session(&m), "post", "/api/v1/invites/accept", &[], Body::Json(body))
+        .send(
+            &app,
+            As::Session(&m),
+            "post",
+            "/api/v1/invites/accept",
+            &[],
+            Body::Json(body),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let member_id = expect(m.me().await, StatusCode::OK).await["user"]["id"]
@@ -554,13 +693,26 @@ async fn every_answer_matches_the_document(mode: Mode) {
     let mut tu = t();
     tu.push(("user_id", member_id.to_string()));
     let r = c
-        .send(&app, As::Session(&b), "patch", "/api/v1/teams/{team_id}/members/{user_id}", &tu,
-            Body::Json(json!({ "role_id": custom_role })))
+        .send(
+            &app,
+            As::Session(&b),
+            "patch",
+            "/api/v1/teams/{team_id}/members/{user_id}",
+            &tu,
+            Body::Json(json!({ "role_id": custom_role })),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let spare = json!({ "email": TestUser::random().email, "role_id": member_role });
     let r = c
-        .send(&app, As::Session(&b), "post", "/api/v1/teams/{team_id}/invites", &t(), Body::Json(spare))
+        .send(
+            &app,
+            As::Session(&b),
+            "post",
+            "/api/v1/teams/{team_id}/invites",
+            &t(),
+            Body::Json(spare),
+        )
         .await;
     let invite_id = r.json["id"].as_i64().unwrap();
 
@@ -572,12 +724,25 @@ async fn every_answer_matches_the_document(mode: Mode) {
     let token = r.json["token"].as_str().unwrap().to_owned();
     let tok = vec![("token", token.clone()), ("decision", "approve".to_owned())];
     let r = c
-        .send(&app, As::Nobody, "get", "/api/v1/auth/concurrent-login/{token}", &tok, Body::None)
+        .send(
+            &app,
+            As::Nobody,
+            "get",
+            "/api/v1/auth/concurrent-login/{token}",
+            &tok,
+            Body::None,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = c
-        .send(&app, As::Session(&b), "post", "/api/v1/auth/concurrent-login/{token}/{decision}",
-            &tok, Body::None)
+        .send(
+            &app,
+            As::Session(&b),
+            "post",
+            "/api/v1/auth/concurrent-login/{token}/{decision}",
+            &tok,
+            Body::None,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = exchange(c, &app, &b2, &preauth).await;
@@ -586,7 +751,14 @@ async fn every_answer_matches_the_document(mode: Mode) {
 
     // The event stream answers with its headers.
     let r = c
-        .send(&app, As::Session(&b), "get", "/api/v1/auth/events", &[], Body::None)
+        .send(
+            &app,
+            As::Session(&b),
+            "get",
+            "/api/v1/auth/events",
+            &[],
+            Body::None,
+        )
         .await;
     assert_eq!(r.status, 200);
 
@@ -606,7 +778,9 @@ async fn every_answer_matches_the_document(mode: Mode) {
             continue; // an endless stream: its refusals are covered below
         }
         let op = c.operation(method, template).unwrap().clone();
-        let secured = op.get("security").is_some_and(|s| !s.as_array().unwrap().is_empty());
+        let secured = op
+            .get("security")
+            .is_some_and(|s| !s.as_array().unwrap().is_empty());
         let params: Vec<Value> = op["parameters"].as_array().cloned().unwrap_or_default();
         let path_params: Vec<&Value> = params.iter().filter(|p| p["in"] == "path").collect();
         let valid_params: Vec<(&str, String)> = path_params
@@ -634,13 +808,37 @@ async fn every_answer_matches_the_document(mode: Mode) {
             || template.ends_with("/password/change")
             || template.ends_with("/refresh") && !template.contains("virtuozzo");
         if secured {
-            c.send(&app, As::Nobody, method, template, &valid_params, valid.clone()).await;
+            c.send(
+                &app,
+                As::Nobody,
+                method,
+                template,
+                &valid_params,
+                valid.clone(),
+            )
+            .await;
             if *method != "get" {
-                c.send(&app, As::NoCsrf(&b), method, template, &valid_params, valid.clone()).await;
+                c.send(
+                    &app,
+                    As::NoCsrf(&b),
+                    method,
+                    template,
+                    &valid_params,
+                    valid.clone(),
+                )
+                .await;
             }
         }
         if !destructive {
-            c.send(&app, As::Session(&b), method, template, &valid_params, valid.clone()).await;
+            c.send(
+                &app,
+                As::Session(&b),
+                method,
+                template,
+                &valid_params,
+                valid.clone(),
+            )
+            .await;
         }
         for p in &path_params {
             let name = p["name"].as_str().unwrap();
@@ -656,18 +854,34 @@ async fn every_answer_matches_the_document(mode: Mode) {
                         *v = (*value).to_owned();
                     }
                 }
-                c.send(&app, As::Session(&b), method, template, &params, valid.clone()).await;
+                c.send(
+                    &app,
+                    As::Session(&b),
+                    method,
+                    template,
+                    &params,
+                    valid.clone(),
+                )
+                .await;
             }
         }
         if params.iter().any(|p| p["in"] == "query") && *method == "get" {
-            for query in ["?limit=abc", "?before=x", "?limit=-5", "?limit=100000&before=1"] {
+            for query in [
+                "?limit=abc",
+                "?before=x",
+                "?limit=-5",
+                "?limit=100000&before=1",
+            ] {
                 let t = format!("{template}{query}");
-                c.send(&app, As::Session(&b), method, &t, &valid_params, Body::None).await;
+                c.send(&app, As::Session(&b), method, &t, &valid_params, Body::None)
+                    .await;
             }
         }
         if let Body::Json(valid) = &valid {
             for (how, body) in c.invalid_bodies(&schema, valid) {
-                let r = c.send(&app, As::Session(&b), method, template, &valid_params, body).await;
+                let r = c
+                    .send(&app, As::Session(&b), method, template, &valid_params, body)
+                    .await;
                 if how == "invalid JSON" || how == "wrong content type" || how == "oversize body" {
                     let expected = match how.as_str() {
                         "invalid JSON" => [400, 401, 403],
@@ -686,7 +900,14 @@ async fn every_answer_matches_the_document(mode: Mode) {
     }
     // The event stream refuses without credentials.
     let r = c
-        .send(&app, As::Nobody, "get", "/api/v1/auth/events", &[], Body::None)
+        .send(
+            &app,
+            As::Nobody,
+            "get",
+            "/api/v1/auth/events",
+            &[],
+            Body::None,
+        )
         .await;
     assert_eq!(r.status, 401);
 
@@ -694,16 +915,36 @@ async fn every_answer_matches_the_document(mode: Mode) {
     let mut tr = t();
     tr.push(("invite_id", invite_id.to_string()));
     let r = c
-        .send(&app, As::Session(&b), "delete", "/api/v1/teams/{team_id}/invites/{invite_id}", &tr, Body::None)
+        .send(
+            &app,
+            As::Session(&b),
+            "delete",
+            "/api/v1/teams/{team_id}/invites/{invite_id}",
+            &tr,
+            Body::None,
+        )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     let r = c
-        .send(&app, As::Session(&b), "delete", "/api/v1/teams/{team_id}/members/{user_id}", &tu, Body::None)
+        .send(
+            &app,
+            As::Session(&b),
+            "delete",
+            "/api/v1/teams/{team_id}/members/{user_id}",
+            &tu,
+            Body::None,
+        )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     let r = c
-        .send(&app, As::Session(&b), "delete", "/api/v1/auth/sessions/{id}",
-            &[("id", second_session.to_string())], Body::None)
+        .send(
+            &app,
+            As::Session(&b),
+            "delete",
+            "/api/v1/auth/sessions/{id}",
+            &[("id", second_session.to_string())],
+            Body::None,
+        )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
 
@@ -718,20 +959,40 @@ async fn every_answer_matches_the_document(mode: Mode) {
         .await;
     let body = json!({ "token": link_token(&approval), "action": "deny" });
     let r = c
-        .send(&app, As::Nobody, "post", "/api/v1/auth/concurrent-login/email-decision", &[], Body::Json(body))
+        .send(
+            &app,
+            As::Nobody,
+            "post",
+            "/api/v1/auth/concurrent-login/email-decision",
+            &[],
+            Body::Json(body),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
     let new_password = "another horse battery";
     let body = json!({ "current_password": owner.password, "new_password": new_password });
     let r = c
-        .send(&app, As::Session(&b), "post", "/api/v1/auth/password/change", &[], Body::Json(body))
+        .send(
+            &app,
+            As::Session(&b),
+            "post",
+            "/api/v1/auth/password/change",
+            &[],
+            Body::Json(body),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let before = app.mail.count_to(&owner.email);
     let r = c
-        .send(&app, As::Nobody, "post", "/api/v1/auth/password-reset/request", &[],
-            Body::Json(json!({ "email": owner.email })))
+        .send(
+            &app,
+            As::Nobody,
+            "post",
+            "/api/v1/auth/password-reset/request",
+            &[],
+            Body::Json(json!({ "email": owner.email })),
+        )
         .await;
     assert_eq!(r.status, 202);
     let reset = app
@@ -741,7 +1002,14 @@ async fn every_answer_matches_the_document(mode: Mode) {
     let reset_password = "a third horse battery";
     let body = json!({ "token": link_token(&reset), "password": reset_password });
     let r = c
-        .send(&app, As::Nobody, "post", "/api/v1/auth/password-reset/confirm", &[], Body::Json(body))
+        .send(
+            &app,
+            As::Nobody,
+            "post",
+            "/api/v1/auth/password-reset/confirm",
+            &[],
+            Body::Json(body),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let owner = TestUser {
@@ -751,12 +1019,26 @@ async fn every_answer_matches_the_document(mode: Mode) {
     let b = app.browser();
     assert_eq!(sign_in(c, &app, &b, &owner).await.status, 200);
     let r = c
-        .send(&app, As::Session(&b), "post", "/api/v1/auth/logout-all", &[], Body::None)
+        .send(
+            &app,
+            As::Session(&b),
+            "post",
+            "/api/v1/auth/logout-all",
+            &[],
+            Body::None,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(sign_in(c, &app, &b, &owner).await.status, 200);
     let r = c
-        .send(&app, As::Session(&b), "post", "/api/v1/auth/logout", &[], Body::None)
+        .send(
+            &app,
+            As::Session(&b),
+            "post",
+            "/api/v1/auth/logout",
+            &[],
+            Body::None,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
@@ -768,7 +1050,10 @@ async fn every_answer_matches_the_document(mode: Mode) {
             never_succeeded.push(format!("{method} {template}: {seen:?}"));
         }
     }
-    assert!(never_succeeded.is_empty(), "never succeeded: {never_succeeded:#?}");
+    assert!(
+        never_succeeded.is_empty(),
+        "never succeeded: {never_succeeded:#?}"
+    );
     assert!(
         c.failures.is_empty(),
         "{} answers do not match the document:\n{}",

@@ -60,7 +60,6 @@ async fn every_documented_operation_exists(mode: Mode) {
     assert!(checked >= 40, "{checked}");
 }
 
-
 /// Where the committed document lives, and how to refresh it.
 fn snapshot_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json")
@@ -82,7 +81,10 @@ fn openapi_snapshot_is_current() {
             .lines()
             .zip(generated.lines())
             .position(|(a, b)| a != b)
-            .map_or(committed.lines().count().min(generated.lines().count()), |i| i);
+            .map_or(
+                committed.lines().count().min(generated.lines().count()),
+                |i| i,
+            );
         panic!(
             "docs/openapi.json differs from the generated document (first at line {}).\n\
              If the change is intended, update it with:\n  \

@@ -6,8 +6,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -235,7 +235,9 @@ pub async fn confirm_password_reset(
     s.auth
         .confirm_password_reset(&b.token, &b.password, &client)
         .await?;
-    Ok(Detail::new("Password changed; every session was signed out"))
+    Ok(Detail::new(
+        "Password changed; every session was signed out",
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -278,5 +280,7 @@ pub async fn change_password(
             &client,
         )
         .await?;
-    Ok(Detail::new("Password changed; other sessions were signed out"))
+    Ok(Detail::new(
+        "Password changed; other sessions were signed out",
+    ))
 }

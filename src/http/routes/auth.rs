@@ -63,9 +63,8 @@ pub async fn register(
             &client,
         )
         .await?;
-    let body = Detail::new(
-        "If this address can be registered, we have sent a verification link to it.",
-    );
+    let body =
+        Detail::new("If this address can be registered, we have sent a verification link to it.");
     Ok((StatusCode::ACCEPTED, body))
 }
 
@@ -123,9 +122,8 @@ pub async fn resend_verification(
     ApiJson(b): ApiJson<EmailBody>,
 ) -> Result<impl IntoResponse> {
     s.auth.resend_verification(&b.email, &client).await?;
-    let body = Detail::new(
-        "If this address has an unverified account, we have sent a new link to it.",
-    );
+    let body =
+        Detail::new("If this address has an unverified account, we have sent a new link to it.");
     Ok((StatusCode::ACCEPTED, body))
 }
 
@@ -517,8 +515,5 @@ pub async fn logout(
         token_ids.push((&r.jti, r.exp));
     }
     s.auth.logout(sid, user_id, &token_ids, &client).await?;
-    Ok((
-        s.cookies.clear_session(jar),
-        Detail::new("Logged out"),
-    ))
+    Ok((s.cookies.clear_session(jar), Detail::new("Logged out")))
 }
