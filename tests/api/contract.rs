@@ -26,6 +26,8 @@ struct Contract {
     /// (method, path template) → statuses answered.
     seen: BTreeMap<(String, String), BTreeSet<u16>>,
     failures: Vec<String>,
+    /// Answers checked.
+    checked: usize,
 }
 
 /// How a request authenticates.
@@ -59,6 +61,7 @@ impl Contract {
             doc,
             seen: BTreeMap::new(),
             failures: Vec::new(),
+            checked: 0,
         }
     }
 
@@ -143,6 +146,7 @@ impl Contract {
             .entry((method.to_owned(), template.to_owned()))
             .or_default()
             .insert(status);
+        self.checked += 1;
         if let Err(e) = self.check(
             method,
             template,
@@ -1042,6 +1046,27 @@ async fn every_answer_matches_the_document(mode: Mode) {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
+    // No method is routed on a documented path without being documented: the others are 405.
+    for (path, item) in c.doc["paths"].as_object().unwrap().clone() {
+        let concrete = path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "1" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                continue;
+            }
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let r = b.send(method.clone(), &concrete, None).await;
+            assert_eq!(
+                r.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is routed but not documented"
+            );
+        }
+    }
+
     // Every documented operation answered, and succeeded at least once.
     let mut never_succeeded = Vec::new();
     for (method, template) in &operations {
@@ -1053,6 +1078,18 @@ async fn every_answer_matches_the_document(mode: Mode) {
     assert!(
         never_succeeded.is_empty(),
         "never succeeded: {never_succeeded:#?}"
+    );
+    // Each operation saw its success and several kinds of wrong input.
+    assert!(
+        c.checked >= 10 * operations.len(),
+        "{} answers for {} operations",
+        c.checked,
+        operations.len()
+    );
+    eprintln!(
+        "contract: {} answers checked over {} operations",
+        c.checked,
+        operations.len()
     );
     assert!(
         c.failures.is_empty(),
