@@ -1100,3 +1100,70 @@ async fn every_answer_matches_the_document(mode: Mode) {
 }
 
 both_modes!(every_answer_matches_the_document);
+
+/// PostgreSQL cut off: every answer is still one the document names (503 with `dependency`
+/// and `Retry-After` wherever a route needs the database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_during_a_database_outage_match_the_document() {
+    use crate::helpers::app::Storage;
+    use crate::helpers::services::TcpProxy;
+
+    let mut storage = Storage::new(Mode::Production).await;
+    let proxy = TcpProxy::start(&storage.postgres_address()).await;
+    storage.pg_proxy_port = Some(proxy.port);
+    let storage = std::sync::Arc::new(storage);
+    let app = TestApp::instance(&storage, &[("DATABASE_ACQUIRE_TIMEOUT_MS", "500")]).await;
+    let doc = expect(
+        app.browser().get("/api/v1/openapi.json").await,
+        StatusCode::OK,
+    )
+    .await;
+    let mut c = Contract::new(doc);
+    let user = app.verified_user().await;
+    let b = app.signed_in(&user).await;
+    let team = b.team_id().await;
+    let ids: BTreeMap<&str, i64> = [("team_id", team)].into_iter().collect();
+
+    proxy.cut();
+    let mut operations = c.operations();
+    // What could end the session goes last.
+    operations.sort_by_key(|(_, path)| path.contains("logout") || path.contains("password"));
+    for (method, template) in &operations {
+        if template == "/api/v1/auth/events" {
+            continue;
+        }
+        let op = c.operation(method, template).unwrap().clone();
+        let params: Vec<(&str, String)> = op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["in"] == "path")
+            .map(|p| {
+                let name = p["name"].as_str().unwrap();
+                let value = match name {
+                    "token" => "no-such-token".to_owned(),
+                    "decision" => "approve".to_owned(),
+                    n => ids.get(n).copied().unwrap_or(1).to_string(),
+                };
+                (name, value)
+            })
+            .collect();
+        let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+        let body = if schema.is_null() {
+            Body::None
+        } else {
+            Body::Json(c.example(schema, "", &ids))
+        };
+        c.send(&app, As::Session(&b), method, template, &params, body)
+            .await;
+    }
+    proxy.restore();
+    let unavailable = c.seen.values().filter(|s| s.contains(&503)).count();
+    assert!(unavailable >= 10, "{unavailable} operations answered 503");
+    assert!(
+        c.failures.is_empty(),
+        "{} answers do not match the document:\n{}",
+        c.failures.len(),
+        c.failures.join("\n")
+    );
+}
