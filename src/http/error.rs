@@ -7,13 +7,66 @@ use std::any::Any;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::service::Error;
 
 /// The stable code of an error answer, carried to the refusal log (`http::log_refusals`).
 #[derive(Debug, Clone, Copy)]
 pub struct RefusalCode(pub &'static str);
+
+/// Every error answer: `detail` and `code`, plus the fields the case needs.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// A human message (the guide quotes some verbatim).
+    pub detail: String,
+    /// The stable machine code, e.g. `not_authenticated`, `validation_error`.
+    pub code: &'static str,
+    /// The invalid request field (422 `validation_error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+    /// Wrong codes left before the pre-auth token is burned (401 `otp_invalid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_remaining: Option<u32>,
+    /// The dependency that is down (503).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<&'static str>,
+    /// The permission the caller lacks or may not grant (403).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permission: Option<String>,
+    /// `pending` (423 `concurrent_login_pending`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<PendingStatus>)]
+    pub status: Option<&'static str>,
+    /// The approval request to watch (423 `concurrent_login_pending`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// The state of a login that waits for approval.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum PendingStatus {
+    Pending,
+}
+
+impl ErrorBody {
+    pub fn new(detail: impl Into<String>, code: &'static str) -> Self {
+        Self {
+            detail: detail.into(),
+            code,
+            field: None,
+            attempts_remaining: None,
+            dependency: None,
+            permission: None,
+            status: None,
+            token: None,
+        }
+    }
+}
 
 /// Seconds a client should wait before retrying when a dependency is down.
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
@@ -82,31 +135,31 @@ impl IntoResponse for Error {
             }
             other => other.to_string(),
         };
-        let mut body = json!({ "detail": detail, "code": code });
+        let mut body = ErrorBody::new(detail, code);
         let mut retry_after = None;
         match &self {
             Error::RateLimited { retry_after: wait } => {
                 retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64)
             }
             Error::Unavailable(dependency) => {
-                body["dependency"] = Value::from(*dependency);
+                body.dependency = Some(dependency);
                 retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
             }
             Error::VirtuozzoRefreshFailed | Error::VirtuozzoNotConfigured => {
-                body["dependency"] = Value::from("virtuozzo");
+                body.dependency = Some("virtuozzo");
                 retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
             }
             Error::ConcurrentLoginPending { token } => {
-                body["status"] = Value::from("pending");
-                body["token"] = Value::from(token.as_str());
+                body.status = Some("pending");
+                body.token = Some(token.clone());
             }
             Error::OtpInvalid { attempts_remaining } => {
-                body["attempts_remaining"] = Value::from(*attempts_remaining)
+                body.attempts_remaining = Some(*attempts_remaining)
             }
             Error::MissingPermission(slug) | Error::PrivilegeEscalation(slug) => {
-                body["permission"] = Value::from(slug.as_str())
+                body.permission = Some(slug.clone())
             }
-            Error::Validation { field, .. } => body["field"] = Value::from(*field),
+            Error::Validation { field, .. } => body.field = Some(field),
             _ => {}
         }
         let mut response = (status, Json(body)).into_response();
@@ -131,7 +184,7 @@ pub async fn method_not_allowed() -> Error {
 /// A panic in a handler becomes an opaque 500 (the server keeps running).
 pub fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!(event = "handler_panicked");
-    let body = json!({ "detail": "Internal server error", "code": "internal_error" });
+    let body = ErrorBody::new("Internal server error", "internal_error");
     (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
 }
 

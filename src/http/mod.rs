@@ -9,7 +9,6 @@ pub mod routes;
 pub mod server;
 pub mod state;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, header};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -151,15 +150,11 @@ impl MakeRequestId for RequestIds {
 /// `Strict-Transport-Security` for a service reached over https.
 const HSTS: &str = "max-age=31536000; includeSubDomains";
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState) -> axum::Router {
     let request_id = x_request_id();
     let https = state.auth.settings().base_url.scheme() == "https";
-    let mut router = Router::new()
-        .nest("/api/v1", routes::api())
-        .merge(routes::pages())
-        .merge(routes::health())
-        .route("/metrics", axum::routing::get(metrics::render))
-        .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
+    let (routes, _) = routes::all().split_for_parts();
+    let mut router = routes
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

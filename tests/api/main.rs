@@ -9,6 +9,7 @@ mod helpers;
 mod browser;
 mod cli;
 mod concurrent;
+mod contract;
 mod deployments_pg;
 mod hardening;
 mod input;

@@ -1,103 +1,84 @@
-//! Route tables.
+//! Route tables. Each handler carries its `#[utoipa::path]` declaration and is routed with
+//! `routes!` from it, so the router and the OpenAPI document come from one list: adding a
+//! route is one `#[utoipa::path]` on the handler and one `.routes(routes!(…))` line here.
 
 mod account;
 mod auth;
+mod bodies;
 mod concurrent;
 mod health;
 mod pages;
 mod teams;
 mod virtuozzo;
 
-use axum::Router;
-use axum::routing::{delete, get, patch, post, put};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::AppState;
+use super::{AppState, metrics, openapi};
+
+/// Every route, with its documentation.
+pub fn all() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v1", api())
+        .merge(pages())
+        .merge(health())
+        .routes(routes!(metrics::render))
+}
 
 /// Everything under `/api/v1`.
-pub fn api() -> Router<AppState> {
-    Router::new()
-        .route("/auth/register", post(auth::register))
-        .route("/auth/verify-email", post(auth::verify_email))
-        .route("/auth/verify-email/resend", post(auth::resend_verification))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/otp/verify", post(auth::verify_otp))
-        .route("/auth/session-exchange", post(auth::session_exchange))
-        .route("/auth/me", get(auth::me))
-        .route("/auth/refresh", post(auth::refresh))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/logout-all", post(account::logout_all))
-        .route("/auth/sessions", get(account::list_sessions))
-        .route("/auth/sessions/{id}", delete(account::end_session))
-        .route("/auth/events", get(account::events))
-        .route(
-            "/auth/password-reset/request",
-            post(account::request_password_reset),
-        )
-        .route(
-            "/auth/password-reset/confirm",
-            post(account::confirm_password_reset),
-        )
-        .route("/auth/password/change", post(account::change_password))
-        .route(
-            "/auth/concurrent-login/email-decision",
-            post(concurrent::decide_by_link),
-        )
-        .route("/auth/concurrent-login/{token}", get(concurrent::status))
-        .route(
-            "/auth/concurrent-login/{token}/{decision}",
-            post(concurrent::decide),
-        )
-        .route("/auth/switch-team", post(teams::switch_team))
-        .route("/teams", get(teams::list_teams).post(teams::create_team))
-        .route("/teams/{team_id}/members", get(teams::list_members))
-        .route(
-            "/teams/{team_id}/members/{user_id}",
-            patch(teams::change_member_role).delete(teams::remove_member),
-        )
-        .route(
-            "/teams/{team_id}/roles",
-            get(teams::list_roles).post(teams::create_role),
-        )
-        .route(
-            "/teams/{team_id}/roles/{role_id}/permissions",
-            put(teams::set_role_permissions),
-        )
-        .route(
-            "/teams/{team_id}/invites",
-            get(teams::list_invites).post(teams::create_invite),
-        )
-        .route(
-            "/teams/{team_id}/invites/{invite_id}",
-            delete(teams::revoke_invite),
-        )
-        .route("/teams/{team_id}/audit", get(teams::audit))
-        .route("/auth/audit", get(teams::my_audit))
-        .route("/invites/accept", post(teams::accept_invite))
-        .route("/permissions", get(teams::permissions))
-        .route(
-            "/teams/{team_id}/virtuozzo",
-            get(virtuozzo::status).put(virtuozzo::set_credentials),
-        )
-        .route(
-            "/teams/{team_id}/virtuozzo/refresh",
-            post(virtuozzo::refresh),
-        )
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::verify_email))
+        .routes(routes!(auth::resend_verification))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::verify_otp))
+        .routes(routes!(auth::session_exchange))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(account::logout_all))
+        .routes(routes!(account::list_sessions))
+        .routes(routes!(account::end_session))
+        .routes(routes!(account::events))
+        .routes(routes!(account::request_password_reset))
+        .routes(routes!(account::confirm_password_reset))
+        .routes(routes!(account::change_password))
+        .routes(routes!(concurrent::decide_by_link))
+        .routes(routes!(concurrent::status))
+        .routes(routes!(concurrent::decide))
+        .routes(routes!(teams::switch_team))
+        .routes(routes!(teams::list_teams, teams::create_team))
+        .routes(routes!(teams::list_members))
+        .routes(routes!(teams::change_member_role, teams::remove_member))
+        .routes(routes!(teams::list_roles, teams::create_role))
+        .routes(routes!(teams::set_role_permissions))
+        .routes(routes!(teams::list_invites, teams::create_invite))
+        .routes(routes!(teams::revoke_invite))
+        .routes(routes!(teams::audit))
+        .routes(routes!(teams::my_audit))
+        .routes(routes!(teams::accept_invite))
+        .routes(routes!(teams::permissions))
+        .routes(routes!(virtuozzo::status, virtuozzo::set_credentials))
+        .routes(routes!(virtuozzo::refresh))
+        .routes(routes!(openapi::serve))
 }
 
-pub fn health() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+fn health() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
 }
 
-/// Pages that emailed links open.
-pub fn pages() -> Router<AppState> {
-    Router::new()
-        .route("/verify-email", get(pages::verify_email))
-        .route("/reset-password", get(pages::reset_password))
-        .route("/concurrent-login", get(pages::concurrent_login))
-        .route("/invite", get(pages::invite))
-        .route("/", get(pages::ui_index))
-        .route("/app.js", get(pages::ui_script))
-        .route("/app.css", get(pages::ui_style))
+/// Pages that emailed links open, and the web UI.
+fn pages() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(pages::verify_email))
+        .routes(routes!(pages::reset_password))
+        .routes(routes!(pages::concurrent_login))
+        .routes(routes!(pages::invite))
+        .routes(routes!(pages::ui_index))
+        .routes(routes!(pages::ui_script))
+        .routes(routes!(pages::ui_style))
 }

@@ -4,6 +4,8 @@
 use axum::http::header;
 use axum::response::IntoResponse;
 
+use crate::http::openapi::tags;
+
 const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'";
 
 fn page(title: &str, body: &str, script: &str) -> impl IntoResponse + use<> {
@@ -38,6 +40,14 @@ function show(text) {{ document.getElementById('result').textContent = text; }}
     )
 }
 
+/// The page of the emailed verification link; its button POSTs the token to `/api/v1/auth/verify-email`. Opening it changes nothing.
+#[utoipa::path(
+    get,
+    path = "/verify-email",
+    tag = tags::PAGES,
+    params(("token" = Option<String>, Query, description = "The emailed token (read by the page's script, never by the server)")),
+    responses((status = 200, description = "HTML page", content_type = "text/html", body = String))
+)]
 pub async fn verify_email() -> impl IntoResponse {
     page(
         "Verify your email",
@@ -49,6 +59,14 @@ pub async fn verify_email() -> impl IntoResponse {
     )
 }
 
+/// The page of the emailed password-reset link; its form POSTs to `/api/v1/auth/password-reset/confirm`. Opening it changes nothing.
+#[utoipa::path(
+    get,
+    path = "/reset-password",
+    tag = tags::PAGES,
+    params(("token" = Option<String>, Query, description = "The emailed token (read by the page's script, never by the server)")),
+    responses((status = 200, description = "HTML page", content_type = "text/html", body = String))
+)]
 pub async fn reset_password() -> impl IntoResponse {
     page(
         "Choose a new password",
@@ -61,6 +79,14 @@ pub async fn reset_password() -> impl IntoResponse {
     )
 }
 
+/// The page of the emailed approve/deny links (`?token=…&action=approve|deny`); its buttons POST to `/api/v1/auth/concurrent-login/email-decision`. Opening it changes nothing.
+#[utoipa::path(
+    get,
+    path = "/concurrent-login",
+    tag = tags::PAGES,
+    params(("token" = Option<String>, Query, description = "The emailed token (read by the page's script, never by the server)")),
+    responses((status = 200, description = "HTML page", content_type = "text/html", body = String))
+)]
 pub async fn concurrent_login() -> impl IntoResponse {
     page(
         "New sign-in to your account",
@@ -77,6 +103,14 @@ for (const action of ['approve', 'deny']) {
     )
 }
 
+/// The page of the emailed invitation link; its button POSTs to `/api/v1/invites/accept`. Opening it changes nothing.
+#[utoipa::path(
+    get,
+    path = "/invite",
+    tag = tags::PAGES,
+    params(("token" = Option<String>, Query, description = "The emailed token (read by the page's script, never by the server)")),
+    responses((status = 200, description = "HTML page", content_type = "text/html", body = String))
+)]
 pub async fn invite() -> impl IntoResponse {
     page(
         "Join a team",
@@ -104,6 +138,13 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse + 
     )
 }
 
+/// The web UI (embedded in the binary).
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = tags::PAGES,
+    responses((status = 200, description = "The web UI", content_type = "text/html", body = String))
+)]
 pub async fn ui_index() -> impl IntoResponse {
     asset(
         "text/html; charset=utf-8",
@@ -111,6 +152,13 @@ pub async fn ui_index() -> impl IntoResponse {
     )
 }
 
+/// The web UI's script (embedded in the binary).
+#[utoipa::path(
+    get,
+    path = "/app.js",
+    tag = tags::PAGES,
+    responses((status = 200, description = "The web UI's script", content_type = "text/javascript", body = String))
+)]
 pub async fn ui_script() -> impl IntoResponse {
     asset(
         "text/javascript; charset=utf-8",
@@ -118,6 +166,13 @@ pub async fn ui_script() -> impl IntoResponse {
     )
 }
 
+/// The web UI's style sheet (embedded in the binary).
+#[utoipa::path(
+    get,
+    path = "/app.css",
+    tag = tags::PAGES,
+    responses((status = 200, description = "The web UI's style sheet", content_type = "text/css", body = String))
+)]
 pub async fn ui_style() -> impl IntoResponse {
     asset("text/css; charset=utf-8", include_str!("../../web/app.css"))
 }
