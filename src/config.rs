@@ -148,6 +148,8 @@ pub struct Config {
     pub vz_credentials_key: Option<SecretBytes>,
     pub vz_session_ttl: Duration,
     pub vz_timeout: Duration,
+    /// The optional breach-range API new passwords are checked against (k-anonymity).
+    pub password_breach_api_url: Option<Url>,
     pub trusted_proxies: Vec<IpNet>,
     pub cookie_secure: bool,
     pub cookie_domain: Option<String>,
@@ -432,6 +434,11 @@ impl Config {
             }
         };
 
+        let password_breach_api_url = match env.get("PASSWORD_BREACH_API_URL") {
+            Some(u) => Some(Url::parse(u).map_err(|e| err("PASSWORD_BREACH_API_URL", e.to_string()))?),
+            None => None,
+        };
+
         let trusted_proxies = match env.get("TRUSTED_PROXIES") {
             None => Vec::new(),
             Some(list) => list
@@ -566,6 +573,7 @@ impl Config {
             vz_credentials_key,
             vz_session_ttl: minutes(env.positive("VZ_SESSION_TTL_MINUTES", 60)?),
             vz_timeout: Duration::from_secs(env.positive("VZ_TIMEOUT_SECONDS", 10)?),
+            password_breach_api_url,
             trusted_proxies,
             cookie_secure,
             cookie_domain: env.get("COOKIE_DOMAIN").map(str::to_owned),

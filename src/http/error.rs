@@ -54,6 +54,7 @@ impl Error {
             Error::InviteEmailMismatch => (S::FORBIDDEN, "invite_email_mismatch"),
             Error::Conflict { code, .. } => (S::CONFLICT, code),
             Error::Validation { .. } => (S::UNPROCESSABLE_ENTITY, "validation_error"),
+            Error::WeakPassword { .. } => (S::UNPROCESSABLE_ENTITY, "password_too_weak"),
             Error::BadRequest(_) => (S::BAD_REQUEST, "bad_request"),
             Error::NotFound => (S::NOT_FOUND, "not_found"),
             Error::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -106,7 +107,9 @@ impl IntoResponse for Error {
             Error::MissingPermission(slug) | Error::PrivilegeEscalation(slug) => {
                 body["permission"] = Value::from(slug.as_str())
             }
-            Error::Validation { field, .. } => body["field"] = Value::from(*field),
+            Error::Validation { field, .. } | Error::WeakPassword { field, .. } => {
+                body["field"] = Value::from(*field)
+            }
             _ => {}
         }
         let mut response = (status, Json(body)).into_response();

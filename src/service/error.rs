@@ -75,6 +75,12 @@ pub enum Error {
         field: &'static str,
         message: String,
     },
+    /// A new password that is easy to guess or known from breaches.
+    #[error("{message}")]
+    WeakPassword {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     BadRequest(String),
     #[error("Not found")]

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod login;
 pub mod my_sessions;
 pub mod operator;
+pub mod password_strength;
 pub mod passwords;
 pub mod ports;
 pub mod profile;
@@ -128,6 +129,8 @@ pub struct Auth {
     pub(crate) bus: bus::Bus,
     pub(crate) vault: vault::CredentialVault,
     pub(crate) virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
+    /// The optional breach-range API (`PASSWORD_BREACH_API_URL`).
+    pub(crate) breaches: Option<Arc<dyn ports::BreachedPasswordRange>>,
 }
 
 /// The outside world the service talks to, chosen once by the wiring.
@@ -135,6 +138,8 @@ pub struct Adapters {
     pub repo: Arc<dyn Repository>,
     pub store: Arc<dyn EphemeralStore>,
     pub virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
+    /// `None` unless `PASSWORD_BREACH_API_URL` is set.
+    pub breaches: Option<Arc<dyn ports::BreachedPasswordRange>>,
     /// Wakes the email outbox worker when a message is queued.
     pub outbox_wakeup: Arc<Notify>,
 }
@@ -151,6 +156,7 @@ impl Auth {
             repo,
             store,
             virtuozzo,
+            breaches,
             outbox_wakeup,
         } = adapters;
         Self {
@@ -166,6 +172,7 @@ impl Auth {
             bus: bus::Bus::default(),
             vault,
             virtuozzo,
+            breaches,
         }
     }
 

@@ -226,6 +226,9 @@ pub trait VerificationRepo: Send + Sync {
         expires_at: Millis,
         now: Millis,
     ) -> StoreResult<()>;
+    /// The user of an unused, unexpired reset token (read only: the token stays usable).
+    async fn password_reset_user(&self, token_hash: &str, now: Millis)
+    -> StoreResult<Option<UserId>>;
     /// Marks an unused, unexpired reset token used; its user.
     async fn consume_password_reset(
         &self,
@@ -576,6 +579,18 @@ pub trait EmailSender: Send + Sync {
 pub trait VirtuozzoSignIn: Send + Sync {
     /// Signs in; the session key, or a reason fit for logs (never the password).
     async fn sign_in(&self, email: &str, password: &str) -> Result<String, String>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Breached passwords.
+// ---------------------------------------------------------------------------------------------
+
+/// A breach-range API (k-anonymity): the `SUFFIX:COUNT` lines of every breached password whose
+/// SHA-1 (upper-case hex) starts with `prefix` (5 hex digits).
+#[async_trait]
+pub trait BreachedPasswordRange: Send + Sync {
+    /// The answer's text, or a reason fit for logs.
+    async fn range(&self, prefix: &str) -> Result<String, String>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ mod operability;
 mod operations;
 mod otp;
 mod outbox;
+mod passwords;
 mod postmark;
 
 mod redis_shapes;
