@@ -108,6 +108,7 @@ impl Services {
                 Some(url) => Some(Arc::new(crate::breach::HttpBreachRange::new(url.clone())?)),
                 None => None,
             },
+            mfa_vault: CredentialVault::for_mfa(config.mfa_secret_key.as_ref())?,
             outbox_wakeup: Arc::clone(&outbox_wakeup),
         };
         let auth = Arc::new(Auth::new(
