@@ -14,6 +14,7 @@ mod hardening;
 mod input;
 mod lifecycle;
 mod login;
+mod mfa;
 mod openapi;
 mod operability;
 mod operations;
