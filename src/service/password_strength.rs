@@ -118,7 +118,13 @@ mod tests {
 
     #[test]
     fn common_and_personal_passwords_are_weak() {
-        for weak in ["password123", "Password1!", "qwertyuiop", "letmein!", "iloveyou2024"] {
+        for weak in [
+            "password123",
+            "Password1!",
+            "qwertyuiop",
+            "letmein!",
+            "iloveyou2024",
+        ] {
             assert!(offline_verdict(weak, &[]).is_some(), "{weak}");
         }
         let inputs = user_inputs("alice.wonderland@example.com", "Alice Wonderland");
