@@ -40,8 +40,10 @@ pub fn offline_verdict(password: &str, user_inputs: &[&str]) -> Option<String> {
 /// and the name.
 pub fn user_inputs(email: &str, name: &str) -> Vec<String> {
     let mut inputs = vec![email.to_owned(), name.to_owned()];
+    inputs.push(name.split_whitespace().collect());
     if let Some((local, _)) = email.split_once('@') {
         inputs.push(local.to_owned());
+        inputs.push(local.replace(['.', '_', '-', '+'], ""));
         inputs.extend(
             local
                 .split(['.', '_', '-', '+'])
