@@ -468,7 +468,42 @@ async fn step_up_refusal_and_renewal(mode: Mode) {
     }
 }
 
+/// The sealing key outlives the process (embedded: generated once into `DATA_DIR`) and is
+/// shared by instances: a secret enrolled on one instance verifies on another.
+async fn totp_works_on_another_instance_and_after_a_restart(mode: Mode) {
+    let app = spawn(mode).await;
+    let user = app.verified_user().await;
+    let b = app.signed_in(&user).await;
+    let (secret, _) = enable_totp(&b).await;
+    let mut overrides = vec![("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", "1000")];
+    if mode == Mode::Production {
+        overrides.push(("MFA_SECRET_KEY", MFA_KEY_B64));
+    }
+    let other = TestApp::instance(&app.storage, &overrides).await;
+    let n = other.browser();
+    let preauth = mfa_login(&other, &n, &user).await;
+    expect(
+        verify(&n, &preauth, "totp", &next_code(&secret)).await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+/// Production mode without `MFA_SECRET_KEY`: enrolment answers 503 naming the setting's
+/// purpose; everything else works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_without_an_mfa_key_refuses_enrolment_only() {
+    let app = TestApp::spawn(Mode::Production).await;
+    let user = app.verified_user().await;
+    let b = app.signed_in(&user).await;
+    let r = b.post_csrf("/api/v1/auth/mfa/totp/enroll").await;
+    let refused = expect(r, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(refused["code"], "mfa_not_configured", "{refused}");
+    assert_eq!(overview(&b).await["totp"], false);
+}
+
 both_modes!(
+    totp_works_on_another_instance_and_after_a_restart,
     totp_enrolment_login_replay_and_device_trust,
     wrong_codes_count_against_the_emailed_codes_limits,
     recovery_codes_work_once_and_a_new_set_voids_the_old,
