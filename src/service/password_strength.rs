@@ -156,6 +156,17 @@ mod tests {
         }
     }
 
+    /// The work is bounded whatever the length (zxcvbn reads the first 100 characters).
+    #[test]
+    fn long_passwords_are_judged_quickly() {
+        let long: String = "correct horse battery staple ".repeat(36);
+        let started = std::time::Instant::now();
+        assert_eq!(offline_verdict(&long, &[]), None);
+        let took = started.elapsed();
+        eprintln!("zxcvbn on {} chars: {took:?}", long.chars().count());
+        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    }
+
     #[test]
     fn range_answers_are_read_like_hibp() {
         let (prefix, suffix) = sha1_split("password");

@@ -468,6 +468,33 @@ async fn step_up_refusal_and_renewal(mode: Mode) {
     }
 }
 
+/// Two sign-ins racing with one code (TOTP step or recovery code): exactly one passes.
+async fn a_code_passes_once_even_in_parallel(mode: Mode) {
+    let app = spawn(mode).await;
+    let user = app.verified_user().await;
+    let b = app.signed_in(&user).await;
+    let (secret, codes) = enable_totp(&b).await;
+    for (method, code) in [
+        ("totp", next_code(&secret)),
+        ("recovery_code", codes[0].clone()),
+    ] {
+        let (x, y) = (app.browser(), app.browser());
+        let px = mfa_login(&app, &x, &user).await;
+        let py = mfa_login(&app, &y, &user).await;
+        let (rx, ry) = tokio::join!(
+            verify(&x, &px, method, &code),
+            verify(&y, &py, method, &code)
+        );
+        let mut statuses = [rx.status(), ry.status()];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::OK, StatusCode::UNAUTHORIZED],
+            "{method}"
+        );
+    }
+}
+
 /// The sealing key outlives the process (embedded: generated once into `DATA_DIR`) and is
 /// shared by instances: a secret enrolled on one instance verifies on another.
 async fn totp_works_on_another_instance_and_after_a_restart(mode: Mode) {
@@ -503,6 +530,7 @@ async fn production_without_an_mfa_key_refuses_enrolment_only() {
 }
 
 both_modes!(
+    a_code_passes_once_even_in_parallel,
     totp_works_on_another_instance_and_after_a_restart,
     totp_enrolment_login_replay_and_device_trust,
     wrong_codes_count_against_the_emailed_codes_limits,
