@@ -21,7 +21,8 @@ pub struct Unauthorized(pub ErrorBody);
 
 /// Refused: `csrf_mismatch`, `not_member`, `missing_permission` / `privilege_escalation`
 /// (with `permission`), `owner_only`, `email_not_verified`, `otp_required`,
-/// `concurrent_login_denied`, `self_approval_forbidden`, `invite_email_mismatch`.
+/// `concurrent_login_denied`, `self_approval_forbidden`, `invite_email_mismatch`,
+/// `reauth_required` (a sensitive action needs `POST /auth/reauth` first).
 #[derive(IntoResponses)]
 #[response(status = 403)]
 pub struct Forbidden(pub ErrorBody);
@@ -49,7 +50,7 @@ pub struct PayloadTooLarge(pub ErrorBody);
 pub struct UnsupportedMediaType(pub ErrorBody);
 
 /// A field is missing, mistyped or invalid (`validation_error`, with `field`; `body` when the
-/// JSON does not have the request's shape).
+/// JSON does not have the request's shape); `password_too_weak` (with `field`).
 #[derive(IntoResponses)]
 #[response(status = 422)]
 pub struct Unprocessable(pub ErrorBody);

@@ -19,6 +19,7 @@ pub mod tags {
     pub const AUTH: &str = "auth";
     pub const SESSIONS: &str = "sessions";
     pub const PASSWORDS: &str = "passwords";
+    pub const MFA: &str = "mfa";
     pub const CONCURRENT: &str = "concurrent-login";
     pub const TEAMS: &str = "teams";
     pub const ROLES: &str = "roles";

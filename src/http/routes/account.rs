@@ -17,7 +17,7 @@ use super::bodies::Detail;
 use crate::domain::time::rfc3339;
 use crate::domain::{SessionId, TeamId};
 use crate::http::AppState;
-use crate::http::extract::{ApiJson, ApiPath, AuthSession, Client};
+use crate::http::extract::{ApiJson, ApiPath, AuthSession, Client, StepUp};
 use crate::http::openapi::{errors, tags};
 use crate::service::Result;
 
@@ -269,7 +269,7 @@ pub struct PasswordChange {
 pub async fn change_password(
     State(s): State<AppState>,
     Client(client): Client,
-    session: AuthSession,
+    StepUp(session): StepUp<AuthSession>,
     ApiJson(b): ApiJson<PasswordChange>,
 ) -> Result<Json<Detail>> {
     s.auth

@@ -143,6 +143,12 @@ pub struct LoginResponse<'a> {
     preauth_token: &'a str,
     /// An unknown device: a 6-digit code was emailed.
     otp_required: bool,
+    /// An unknown device of a user with a second factor: pass it at `/auth/mfa/verify`
+    /// (no code is emailed).
+    mfa_required: bool,
+    /// The second factors the user can pass: `totp`, `webauthn`, `recovery_code`.
+    #[schema(value_type = Vec<String>)]
+    mfa_methods: Vec<&'static str>,
     /// Seconds the pre-auth token lives.
     expires_in: u64,
     teams: Vec<TeamSummary<'a>>,
@@ -179,6 +185,8 @@ pub async fn login(
     let body = LoginResponse {
         preauth_token: &outcome.preauth_token,
         otp_required: outcome.otp_required,
+        mfa_required: !outcome.mfa_methods.is_empty(),
+        mfa_methods: outcome.mfa_methods.clone(),
         expires_in: outcome.expires_in,
         teams: outcome.teams.iter().map(TeamSummary::from).collect(),
     };

@@ -7,6 +7,7 @@ mod auth;
 mod bodies;
 mod concurrent;
 mod health;
+mod mfa;
 mod pages;
 mod teams;
 mod virtuozzo;
@@ -48,6 +49,13 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(concurrent::decide_by_link))
         .routes(routes!(concurrent::status))
         .routes(routes!(concurrent::decide))
+        .routes(routes!(mfa::overview))
+        .routes(routes!(mfa::enroll_totp))
+        .routes(routes!(mfa::confirm_totp))
+        .routes(routes!(mfa::disable_totp))
+        .routes(routes!(mfa::regenerate_recovery_codes))
+        .routes(routes!(mfa::verify))
+        .routes(routes!(mfa::reauth))
         .routes(routes!(teams::switch_team))
         .routes(routes!(teams::list_teams, teams::create_team))
         .routes(routes!(teams::list_members))

@@ -15,7 +15,7 @@ use crate::domain::{RoleId, TeamId, UserId};
 use crate::http::AppState;
 use crate::http::extract::{
     ApiJson, ApiPath, AuditRead, AuthSession, Client, MembersInvite, MembersManage, MembersRead,
-    RolesManage, TeamGuard,
+    RolesManage, StepUp, TeamGuard,
 };
 use crate::http::openapi::{errors, tags};
 use crate::service::{Error, Result};
@@ -227,7 +227,7 @@ pub struct RoleChanged {
 pub async fn change_member_role(
     State(s): State<AppState>,
     Client(client): Client,
-    guard: TeamGuard<MembersManage>,
+    StepUp(guard): StepUp<TeamGuard<MembersManage>>,
     ApiPath((_, user_id)): ApiPath<(TeamId, UserId)>,
     ApiJson(b): ApiJson<RoleChange>,
 ) -> Result<Json<RoleChanged>> {
@@ -260,7 +260,7 @@ pub async fn change_member_role(
 pub async fn remove_member(
     State(s): State<AppState>,
     Client(client): Client,
-    guard: TeamGuard<MembersManage>,
+    StepUp(guard): StepUp<TeamGuard<MembersManage>>,
     ApiPath((_, user_id)): ApiPath<(TeamId, UserId)>,
 ) -> Result<StatusCode> {
     s.auth
@@ -411,7 +411,7 @@ pub struct RolePermissionsSet {
 pub async fn set_role_permissions(
     State(s): State<AppState>,
     Client(client): Client,
-    guard: TeamGuard<RolesManage>,
+    StepUp(guard): StepUp<TeamGuard<RolesManage>>,
     ApiPath((_, role_id)): ApiPath<(TeamId, RoleId)>,
     ApiJson(b): ApiJson<RolePermissions>,
 ) -> Result<Json<RolePermissionsSet>> {

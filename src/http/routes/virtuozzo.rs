@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::domain::time::rfc3339;
 use crate::http::AppState;
 use crate::http::extract::{
-    ApiJson, Client, EnvironmentsRead, TeamGuard, VirtuozzoCredentialsManage,
+    ApiJson, Client, EnvironmentsRead, StepUp, TeamGuard, VirtuozzoCredentialsManage,
     VirtuozzoSessionRefresh,
 };
 use crate::http::openapi::{errors, tags};
@@ -66,7 +66,7 @@ pub struct CredentialsSaved {
 pub async fn set_credentials(
     State(s): State<AppState>,
     Client(client): Client,
-    guard: TeamGuard<VirtuozzoCredentialsManage>,
+    StepUp(guard): StepUp<TeamGuard<VirtuozzoCredentialsManage>>,
     ApiJson(b): ApiJson<Credentials>,
 ) -> Result<Json<CredentialsSaved>> {
     s.auth
@@ -151,7 +151,7 @@ pub struct Refreshed {
 pub async fn refresh(
     State(s): State<AppState>,
     Client(client): Client,
-    guard: TeamGuard<VirtuozzoSessionRefresh>,
+    StepUp(guard): StepUp<TeamGuard<VirtuozzoSessionRefresh>>,
 ) -> Result<Json<Refreshed>> {
     let expires_at = s
         .auth
