@@ -123,6 +123,15 @@ const OPERATIONS: &[Op] = &[
     .errors(&[400, 401, 422]),
     op(
         "post",
+        "/api/v1/auth/otp/resend",
+        "auth",
+        "Email a new code for a login waiting for one (the old code stops working)",
+        Public,
+    )
+    .body(&["preauth_token"])
+    .errors(&[400, 401, 422, 429]),
+    op(
+        "post",
         "/api/v1/auth/session-exchange",
         "auth",
         "Trade a pre-auth token for session cookies",
@@ -224,6 +233,14 @@ const OPERATIONS: &[Op] = &[
     )
     .body(&["token", "action"])
     .errors(&[400, 409, 422]),
+    op(
+        "get",
+        "/api/v1/auth/concurrent-login/pending",
+        "concurrent-login",
+        "The signed-in user's pending approval requests (token, device, ip_address, created_at, expires_at)",
+        Session,
+    )
+    .errors(&[401]),
     op(
         "get",
         "/api/v1/auth/concurrent-login/{token}",
@@ -359,6 +376,15 @@ const OPERATIONS: &[Op] = &[
     )
     .body(&["token"])
     .errors(&[400, 401, 403, 409]),
+    op(
+        "post",
+        "/api/v1/invites/preview",
+        "invites",
+        "What an invite link shows before sign-in: team, role and inviter names",
+        Public,
+    )
+    .body(&["token"])
+    .errors(&[400, 422]),
     op(
         "get",
         "/api/v1/permissions",

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod login;
 pub mod my_sessions;
 pub mod operator;
+pub mod otp_resend;
 pub mod passwords;
 pub mod ports;
 pub mod profile;

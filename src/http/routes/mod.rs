@@ -7,6 +7,7 @@ mod health;
 mod pages;
 mod teams;
 mod virtuozzo;
+mod web_support;
 
 use axum::Router;
 use axum::routing::{delete, get, patch, post, put};
@@ -21,6 +22,7 @@ pub fn api() -> Router<AppState> {
         .route("/auth/verify-email/resend", post(auth::resend_verification))
         .route("/auth/login", post(auth::login))
         .route("/auth/otp/verify", post(auth::verify_otp))
+        .route("/auth/otp/resend", post(web_support::resend_otp))
         .route("/auth/session-exchange", post(auth::session_exchange))
         .route("/auth/me", get(auth::me))
         .route("/auth/refresh", post(auth::refresh))
@@ -41,6 +43,10 @@ pub fn api() -> Router<AppState> {
         .route(
             "/auth/concurrent-login/email-decision",
             post(concurrent::decide_by_link),
+        )
+        .route(
+            "/auth/concurrent-login/pending",
+            get(web_support::pending_approvals),
         )
         .route("/auth/concurrent-login/{token}", get(concurrent::status))
         .route(
@@ -73,6 +79,7 @@ pub fn api() -> Router<AppState> {
         .route("/teams/{team_id}/audit", get(teams::audit))
         .route("/auth/audit", get(teams::my_audit))
         .route("/invites/accept", post(teams::accept_invite))
+        .route("/invites/preview", post(web_support::invite_preview))
         .route("/permissions", get(teams::permissions))
         .route(
             "/teams/{team_id}/virtuozzo",
@@ -90,14 +97,16 @@ pub fn health() -> Router<AppState> {
         .route("/readyz", get(health::readyz))
 }
 
-/// Pages that emailed links open.
+/// The web UI: every page (also the ones emailed links open) is the same app, addressed by
+/// its path (history API routes), plus its static files.
 pub fn pages() -> Router<AppState> {
-    Router::new()
-        .route("/verify-email", get(pages::verify_email))
-        .route("/reset-password", get(pages::reset_password))
-        .route("/concurrent-login", get(pages::concurrent_login))
-        .route("/invite", get(pages::invite))
-        .route("/", get(pages::ui_index))
+    let mut router = Router::new();
+    for path in pages::APP_ROUTES {
+        router = router.route(path, get(pages::ui_index));
+    }
+    router
+        .route("/teams/{*rest}", get(pages::ui_index))
         .route("/app.js", get(pages::ui_script))
         .route("/app.css", get(pages::ui_style))
+        .route("/ui/{file}", get(pages::ui_module))
 }

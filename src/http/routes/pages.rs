@@ -1,123 +1,73 @@
-//! The small pages that emailed links open. Opening one changes nothing (mail scanners follow
-//! links); each page's button POSTs to the API.
+//! The web UI, served from the binary: one page (`index.html`) for every app route — the
+//! emailed links' pages included — and its script modules and style sheet. Opening a page
+//! changes nothing (mail scanners follow links); the page's buttons POST to the API.
 
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 
-const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'";
+use crate::http::extract::ApiPath;
+use crate::service::Error;
 
-fn page(title: &str, body: &str, script: &str) -> impl IntoResponse + use<> {
-    let html = format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title} · mbpanel</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}}button,input{{font-size:1rem;padding:.5rem 1rem;margin:.25rem 0}}</style>
-</head><body>
-<h1>{title}</h1>
-{body}
-<p id="result" role="status"></p>
-<script>
-const params = new URLSearchParams(location.search);
-const token = params.get('token') || '';
-async function post(path, payload) {{
-  const r = await fetch(path, {{method: 'POST', headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify(payload)}});
-  const body = await r.json().catch(() => ({{}}));
-  return [r.ok, body];
-}}
-function show(text) {{ document.getElementById('result').textContent = text; }}
-{script}
-</script>
-</body></html>"#
-    );
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, CSP),
-        ],
-        html,
-    )
-}
+/// External script and style only (no inline code), so the policy is strict everywhere.
+const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-pub async fn verify_email() -> impl IntoResponse {
-    page(
-        "Verify your email",
-        r#"<p>Confirm the email address of your mbpanel account.</p><button id="go">Verify my email</button>"#,
-        r#"document.getElementById('go').onclick = async () => {
-  const [ok, body] = await post('/api/v1/auth/verify-email', {token});
-  show(ok ? 'Your email is verified. You can sign in now.' : (body.detail || 'Verification failed'));
-};"#,
-    )
-}
+/// The app's addressable pages (history API routes); `/teams/...` is routed as well.
+pub const APP_ROUTES: [&str; 10] = [
+    "/",
+    "/register",
+    "/forgot-password",
+    "/reset-password",
+    "/verify-email",
+    "/concurrent-login",
+    "/invite",
+    "/account",
+    "/security",
+    "/teams",
+];
 
-pub async fn reset_password() -> impl IntoResponse {
-    page(
-        "Choose a new password",
-        r#"<label>New password <input id="pw" type="password" autocomplete="new-password" minlength="8"></label><br><button id="go">Set password</button>"#,
-        r#"document.getElementById('go').onclick = async () => {
-  const password = document.getElementById('pw').value;
-  const [ok, body] = await post('/api/v1/auth/password-reset/confirm', {token, password});
-  show(ok ? 'Your password was changed and every session signed out. Sign in again.' : (body.detail || 'Reset failed'));
-};"#,
-    )
-}
+const JS: &str = "text/javascript; charset=utf-8";
 
-pub async fn concurrent_login() -> impl IntoResponse {
-    page(
-        "New sign-in to your account",
-        r#"<p>Someone is signing in to your mbpanel account while you are signed in elsewhere. Was it you?</p>
-<button id="approve">Approve</button> <button id="deny">Deny</button>"#,
-        r#"const suggested = params.get('action');
-if (suggested === 'approve' || suggested === 'deny') document.getElementById(suggested).autofocus = true;
-for (const action of ['approve', 'deny']) {
-  document.getElementById(action).onclick = async () => {
-    const [ok, body] = await post('/api/v1/auth/concurrent-login/email-decision', {token, action});
-    show(ok ? (action === 'approve' ? 'The sign-in was approved.' : 'The sign-in was denied.') : (body.detail || 'Failed'));
-  };
-}"#,
-    )
-}
+/// The script modules under `/ui/`, embedded at build time.
+const MODULES: [(&str, &str); 7] = [
+    ("api.js", include_str!("../../web/api.js")),
+    ("dom.js", include_str!("../../web/dom.js")),
+    ("device.js", include_str!("../../web/device.js")),
+    ("getting_in.js", include_str!("../../web/getting_in.js")),
+    ("account.js", include_str!("../../web/account.js")),
+    ("teams.js", include_str!("../../web/teams.js")),
+    ("links.js", include_str!("../../web/links.js")),
+];
 
-pub async fn invite() -> impl IntoResponse {
-    page(
-        "Join a team",
-        r#"<p>Sign in with the invited email address first, then accept the invitation.</p><button id="go">Accept invitation</button>"#,
-        r#"document.getElementById('go').onclick = async () => {
-  const csrf = (document.cookie.split('; ').find(c => c.startsWith('mbpanel_csrf=')) || '').split('=')[1] || '';
-  const r = await fetch('/api/v1/invites/accept', {method: 'POST', credentials: 'include',
-    headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf}, body: JSON.stringify({token})});
-  const body = await r.json().catch(() => ({}));
-  show(r.ok ? 'You joined the team.' : (body.detail || 'Failed'));
-};"#,
-    )
-}
-
-/// The web UI: external script and style only (no inline code), so its CSP is strict.
-const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse + use<> {
+fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CONTENT_SECURITY_POLICY, UI_CSP),
+            (header::CACHE_CONTROL, "no-cache"),
         ],
         body,
     )
+        .into_response()
 }
 
-pub async fn ui_index() -> impl IntoResponse {
+pub async fn ui_index() -> Response {
     asset(
         "text/html; charset=utf-8",
         include_str!("../../web/index.html"),
     )
 }
 
-pub async fn ui_script() -> impl IntoResponse {
-    asset(
-        "text/javascript; charset=utf-8",
-        include_str!("../../web/app.js"),
-    )
+pub async fn ui_script() -> Response {
+    asset(JS, include_str!("../../web/app.js"))
 }
 
-pub async fn ui_style() -> impl IntoResponse {
+pub async fn ui_style() -> Response {
     asset("text/css; charset=utf-8", include_str!("../../web/app.css"))
+}
+
+pub async fn ui_module(ApiPath(file): ApiPath<String>) -> Response {
+    match MODULES.iter().find(|(name, _)| *name == file) {
+        Some((_, body)) => asset(JS, body),
+        None => Error::NotFound.into_response(),
+    }
 }
