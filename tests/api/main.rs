@@ -29,4 +29,6 @@ mod sessions;
 mod teams;
 mod tokens;
 mod virtuozzo;
+mod ui_flows;
 mod web;
+mod web_support;

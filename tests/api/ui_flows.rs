@@ -1,0 +1,371 @@
+//! The web UI end to end in headless Chromium, in both modes: every control is found by its
+//! accessible name (label or button text), every step is photographed (see README, "Web UI"),
+//! axe-core runs on each page (no serious or critical violation) and no page scrolls sideways
+//! at 390 px or 1440 px.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_modes;
+use crate::browser::Driver;
+use crate::helpers::app::{Browser, expect};
+use crate::helpers::smtp;
+use crate::helpers::{Mode, TestApp, TestUser};
+
+fn label(mode: Mode, test: &str) -> String {
+    format!("{}-{test}", format!("{mode:?}").to_lowercase())
+}
+
+/// Many sign-ins from one address within a test.
+const SETTINGS: &[(&str, &str)] = &[
+    ("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "1000"),
+    ("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", "1000"),
+];
+
+/// Email and password, then the emailed code; ends on the account page.
+async fn sign_in(d: &Driver, app: &TestApp, user: &TestUser, password: &str) {
+    let before = app.mail.count_to(&user.email);
+    d.fill("Email", &user.email).await;
+    d.fill("Password", password).await;
+    d.press("Sign in").await;
+    d.wait_text("We sent a 6-digit code").await;
+    let code = smtp::otp_code(
+        &app.mail
+            .wait_for_containing(&user.email, before, "verification code")
+            .await,
+    );
+    d.fill("Code", &code).await;
+    d.press("Verify").await;
+}
+
+async fn on_account_page(d: &Driver, user: &TestUser) {
+    d.wait_text(&format!("{} · {}", user.name, user.email))
+        .await;
+    d.wait_text("This device").await;
+}
+
+async fn sign_up_verify_sign_in_and_sign_out(mode: Mode) {
+    let app = TestApp::spawn_with(mode, SETTINGS).await;
+    let d = Driver::start_named(&label(mode, "sign-up")).await;
+    let user = TestUser::random();
+    d.goto(&app.url("/register")).await;
+    d.wait_text("Create an account").await;
+    d.check_page("register").await;
+    d.shot("register").await;
+    d.press("Create account").await;
+    d.wait_text("Enter your name.").await; // the error beside its field
+    d.shot("register-error").await;
+    d.fill("Your name", &user.name).await;
+    d.fill("Email", &user.email).await;
+    d.fill("Password", &user.password).await;
+    d.press("Create account").await;
+    d.wait_text(&format!("We have sent a link to {}", user.email))
+        .await;
+    d.shot("check-email").await;
+    d.press("Send the link again").await;
+    d.wait_text("we have sent a new link").await;
+
+    let mail = app
+        .mail
+        .wait_for_containing(&user.email, 0, "Verify your email")
+        .await;
+    d.goto(&app.url(&format!(
+        "/verify-email?token={}",
+        smtp::link_token(&mail)
+    )))
+    .await;
+    d.wait_text("Confirm the email address").await;
+    d.check_page("verify-email").await;
+    d.shot("verify-email").await;
+    d.press("Verify my email").await;
+    d.wait_text("Your email is verified").await;
+    d.shot("verified").await;
+
+    // A wrong code says how many attempts are left; a new code replaces the old one.
+    let before = app.mail.count_to(&user.email);
+    d.fill("Email", &user.email).await;
+    d.fill("Password", &user.password).await;
+    d.press("Sign in").await;
+    d.wait_text("We sent a 6-digit code").await;
+    let first = smtp::otp_code(
+        &app.mail
+            .wait_for_containing(&user.email, before, "verification code")
+            .await,
+    );
+    d.check_page("code").await;
+    d.shot("code").await;
+    let wrong = if first == "000000" { "111111" } else { "000000" };
+    d.fill("Code", wrong).await;
+    d.press("Verify").await;
+    d.wait_text("That code is not right. 4 attempts left.")
+        .await;
+    d.shot("wrong-code").await;
+    let before = app.mail.count_to(&user.email);
+    d.press("Send a new code").await;
+    d.wait_text("We have sent a new code").await;
+    let code = smtp::otp_code(
+        &app.mail
+            .wait_for_containing(&user.email, before, "verification code")
+            .await,
+    );
+    d.fill("Code", &code).await;
+    d.press("Verify").await;
+    on_account_page(&d, &user).await;
+    d.wait_text("Chrome on Linux").await;
+    d.check_page("account").await;
+    d.shot("account").await;
+
+    d.press("Sign out").await;
+    d.wait_text("You were signed out.").await;
+    d.assert_forgotten(&[&user.password, &code, wrong]).await;
+    d.shot("signed-out").await;
+    d.quit().await;
+}
+
+async fn forgot_password_then_a_new_one(mode: Mode) {
+    let app = TestApp::spawn_with(mode, SETTINGS).await;
+    let user = app.verified_user().await;
+    let d = Driver::start_named(&label(mode, "forgot-password")).await;
+    d.goto(&app.url("/")).await;
+    d.press("Forgot your password?").await;
+    d.wait_text("we will send you a link").await;
+    d.check_page("forgot-password").await;
+    d.fill("Email", &user.email).await;
+    d.press("Send reset link").await;
+    d.wait_text("we have sent a link to choose a new password")
+        .await;
+    d.shot("forgot-password").await;
+    let mail = app
+        .mail
+        .wait_for_containing(&user.email, 0, "Reset your mbpanel password")
+        .await;
+    d.goto(&app.url(&format!(
+        "/reset-password?token={}",
+        smtp::link_token(&mail)
+    )))
+    .await;
+    d.wait_text("Choose a new password").await;
+    d.check_page("reset-password").await;
+    let new_password = "a fresh and long passphrase";
+    d.fill("New password", new_password).await;
+    d.fill("Repeat the new password", "something else entirely")
+        .await;
+    d.press("Set new password").await;
+    d.wait_text("The two passwords are not the same.").await;
+    d.shot("reset-mismatch").await;
+    d.fill("Repeat the new password", new_password).await;
+    d.press("Set new password").await;
+    d.wait_text("Your password was changed").await;
+    d.assert_forgotten(&[new_password]).await;
+    d.shot("reset-done").await;
+    sign_in(&d, &app, &user, new_password).await;
+    on_account_page(&d, &user).await;
+    d.quit().await;
+}
+
+async fn approval_listed_after_a_reload_then_revoke(mode: Mode) {
+    let app = TestApp::spawn_with(mode, SETTINGS).await;
+    let user = app.verified_user().await;
+    let d = Driver::start_named(&label(mode, "approval")).await;
+    d.goto(&app.url("/")).await;
+    sign_in(&d, &app, &user, &user.password).await;
+    on_account_page(&d, &user).await;
+
+    let other = app.browser();
+    let preauth = app.login_verified(&other, &user).await;
+    let exchange = json!({ "preauth_token": preauth });
+    let r = other.post("/api/v1/auth/session-exchange", exchange.clone()).await;
+    expect(r, StatusCode::LOCKED).await;
+    d.wait_text("New sign-in from").await; // live
+    // A reload lists it from the server.
+    d.goto(&app.url("/account")).await;
+    d.wait_text("New sign-in from A script or program").await;
+    d.check_page("approval").await;
+    d.shot("approval").await;
+    d.press("Approve").await;
+    d.wait_text("Sign-in approved.").await;
+    d.wait_for(
+        "the decided card without buttons",
+        "return document.querySelectorAll('#approvals button').length === 0",
+    )
+    .await;
+    let r = other.post("/api/v1/auth/session-exchange", exchange).await;
+    expect(r, StatusCode::OK).await;
+    d.wait_for(
+        "two sessions",
+        "return document.querySelectorAll('#sessions li').length === 2",
+    )
+    .await;
+    d.press("Revoke A script or program").await;
+    d.wait_text("That device will have to sign in again.").await;
+    d.shot("revoke-confirmation").await;
+    d.press("Revoke").await;
+    d.wait_text("A script or program was signed out.").await;
+    d.wait_for(
+        "one session",
+        "return document.querySelectorAll('#sessions li').length === 1",
+    )
+    .await;
+    expect(other.me().await, StatusCode::UNAUTHORIZED).await;
+    d.shot("revoked").await;
+    d.quit().await;
+}
+
+async fn team_role_id(b: &Browser, team: i64, name: &str) -> i64 {
+    let roles = expect(
+        b.get(&format!("/api/v1/teams/{team}/roles")).await,
+        StatusCode::OK,
+    )
+    .await;
+    roles["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn invite_accepted_by_a_new_user(mode: Mode) {
+    let app = TestApp::spawn_with(mode, SETTINGS).await;
+    let owner = TestUser {
+        name: "Olivia Owner".into(),
+        ..TestUser::random()
+    };
+    app.register_and_verify(&owner).await;
+    let owner_b = app.signed_in(&owner).await;
+    let team = owner_b.team_id().await;
+    let member_role = team_role_id(&owner_b, team, "Member").await;
+    let newcomer = TestUser {
+        name: "Nina Newcomer".into(),
+        ..TestUser::random()
+    };
+    let r = owner_b
+        .send(
+            Method::POST,
+            &format!("/api/v1/teams/{team}/invites"),
+            Some(json!({ "email": newcomer.email, "role_id": member_role })),
+        )
+        .await;
+    expect(r, StatusCode::CREATED).await;
+    let invite = app
+        .mail
+        .wait_for_containing(&newcomer.email, 0, "invited to join")
+        .await;
+    let token = smtp::link_token(&invite);
+
+    let d = Driver::start_named(&label(mode, "invite")).await;
+    d.goto(&app.url(&format!("/invite?token={token}"))).await;
+    d.wait_text("Olivia Owner invited you to join Olivia Owner's team as Member")
+        .await;
+    d.check_page("invite").await;
+    d.shot("invite").await;
+    d.press("Create an account to accept").await;
+    d.fill("Your name", &newcomer.name).await;
+    d.fill("Email", &newcomer.email).await;
+    d.fill("Password", &newcomer.password).await;
+    d.press("Create account").await;
+    d.wait_text("We have sent a link to").await;
+    let mail = app
+        .mail
+        .wait_for_containing(&newcomer.email, 0, "Verify your email")
+        .await;
+    d.goto(&app.url(&format!(
+        "/verify-email?token={}",
+        smtp::link_token(&mail)
+    )))
+    .await;
+    d.press("Verify my email").await;
+    d.wait_text("Your email is verified").await;
+    sign_in(&d, &app, &newcomer, &newcomer.password).await;
+    // Signed in, the invitation shows again to be accepted.
+    d.wait_text("Olivia Owner invited you to join").await;
+    d.press("Accept invitation").await;
+    d.wait_text("You joined the team.").await;
+    d.wait_text("Your role: Member").await;
+    d.shot("joined").await;
+    let members = expect(
+        owner_b.get(&format!("/api/v1/teams/{team}/members")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["email"] == newcomer.email.as_str() && m["role"]["name"] == "Member"),
+        "{members}"
+    );
+    d.quit().await;
+}
+
+/// The owner signs in in the browser while signed in elsewhere: the page waits for approval,
+/// given from the other session through the pending list.
+async fn sign_in_with_approval(d: &Driver, app: &TestApp, user: &TestUser, existing: &Browser) {
+    d.goto(&app.url("/")).await;
+    sign_in(d, app, user, &user.password).await;
+    d.wait_text("Waiting for approval").await;
+    d.check_page("waiting").await;
+    d.shot("waiting").await;
+    let pending: Value = expect(
+        existing.get("/api/v1/auth/concurrent-login/pending").await,
+        StatusCode::OK,
+    )
+    .await;
+    let token = pending["pending"][0]["token"].as_str().unwrap().to_owned();
+    let r = existing
+        .post_csrf(&format!("/api/v1/auth/concurrent-login/{token}/approve"))
+        .await;
+    expect(r, StatusCode::OK).await;
+    on_account_page(d, user).await;
+}
+
+async fn member_role_change_and_audit(mode: Mode) {
+    let app = TestApp::spawn_with(mode, SETTINGS).await;
+    let owner = app.verified_user().await;
+    let owner_b = app.signed_in(&owner).await;
+    let team = owner_b.team_id().await;
+    let member_role = team_role_id(&owner_b, team, "Member").await;
+    let (member, _member_b) = app.join_team(&owner_b, team, member_role).await;
+
+    let d = Driver::start_named(&label(mode, "team")).await;
+    sign_in_with_approval(&d, &app, &owner, &owner_b).await;
+    d.wait_text("Your recent activity").await;
+    d.wait_text("Login password verified").await; // the own audit
+    d.press("Team").await;
+    d.wait_text(&member.email).await;
+    d.wait_text("Team audit log").await;
+    d.check_page("team").await;
+    d.shot("team").await;
+    d.choose(&format!("Role for {}", member.email), "Admin")
+        .await;
+    d.press(&format!("Change role of {}", member.email)).await;
+    d.wait_text(&format!("{} is now Admin.", member.email))
+        .await;
+    d.wait_text("Member role changed").await; // the team audit
+    d.shot("role-changed").await;
+    let members = expect(
+        owner_b.get(&format!("/api/v1/teams/{team}/members")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["email"] == member.email.as_str() && m["role"]["name"] == "Admin"),
+        "{members}"
+    );
+    d.quit().await;
+}
+
+both_modes!(
+    sign_up_verify_sign_in_and_sign_out,
+    forgot_password_then_a_new_one,
+    approval_listed_after_a_reload_then_revoke,
+    invite_accepted_by_a_new_user,
+    member_role_change_and_audit,
+);
