@@ -102,10 +102,11 @@ impl Driver {
 
     pub(crate) async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let url = format!("{}/session/{}{path}", self.base, self.session);
-        let r: Value = self
-            .http
-            .request(method, url)
-            .json(&body)
+        let mut request = self.http.request(method, url);
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let r: Value = request
             .send()
             .await
             .unwrap()

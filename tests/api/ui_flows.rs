@@ -177,9 +177,10 @@ async fn approval_listed_after_a_reload_then_revoke(mode: Mode) {
     let r = other.post("/api/v1/auth/session-exchange", exchange.clone()).await;
     expect(r, StatusCode::LOCKED).await;
     d.wait_text("New sign-in from").await; // live
+    d.shot("approval-live").await;
     // A reload lists it from the server.
     d.goto(&app.url("/account")).await;
-    d.wait_text("New sign-in from A script or program").await;
+    d.wait_text("New sign-in from Unknown device").await;
     d.check_page("approval").await;
     d.shot("approval").await;
     d.press("Approve").await;
@@ -196,11 +197,11 @@ async fn approval_listed_after_a_reload_then_revoke(mode: Mode) {
         "return document.querySelectorAll('#sessions li').length === 2",
     )
     .await;
-    d.press("Revoke A script or program").await;
+    d.press("Revoke Unknown device").await;
     d.wait_text("That device will have to sign in again.").await;
     d.shot("revoke-confirmation").await;
     d.press("Revoke").await;
-    d.wait_text("A script or program was signed out.").await;
+    d.wait_text("Unknown device was signed out.").await;
     d.wait_for(
         "one session",
         "return document.querySelectorAll('#sessions li').length === 1",
