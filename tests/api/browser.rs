@@ -361,6 +361,17 @@ impl Driver {
         .await;
     }
 
+    /// Sends keys to the control labelled `label` as they are (e.g. "\u{E015}", arrow down).
+    pub(crate) async fn keys(&self, label: &str, keys: &str) {
+        let id = self.find("field", BY_LABEL, label).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            json!({ "text": keys }),
+        )
+        .await;
+    }
+
     /// Picks the option whose text starts with `option` in the select labelled `label`.
     pub(crate) async fn choose(&self, label: &str, option: &str) {
         let id = self.find("select", BY_LABEL, label).await;

@@ -360,6 +360,72 @@ async fn member_role_change_and_audit(mode: Mode) {
             .any(|m| m["email"] == member.email.as_str() && m["role"]["name"] == "Admin"),
         "{members}"
     );
+
+    // The switcher is labelled and switches only on its button, never on an arrow key; a long
+    // team name does not widen the page.
+    let long_name = "The Extraordinarily Long-Named Operations And Infrastructure Team Of Examples";
+    let r = owner_b
+        .send(Method::POST, "/api/v1/teams", Some(json!({ "name": long_name })))
+        .await;
+    let other_team = expect(r, StatusCode::CREATED).await["id"].as_i64().unwrap();
+    d.press("Account").await;
+    d.wait_text("Your sessions").await;
+    d.wait_for(
+        "the new team in the switcher",
+        "return document.getElementById('team-switcher').options.length === 2",
+    )
+    .await;
+    d.keys("Team", "\u{E015}").await;
+    d.keys("Team", "\u{E013}").await;
+    d.keys("Team", "\u{E015}").await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(ui_session_team(&owner_b).await, team, "an arrow key switched the team");
+    d.choose("Team", long_name).await;
+    d.press("Switch team").await;
+    d.wait_text(&format!("You are now working in {long_name}."))
+        .await;
+    assert_eq!(ui_session_team(&owner_b).await, other_team);
+    d.check_page("long-team-name").await;
+    d.shot("switched").await;
+    d.quit().await;
+}
+
+/// The team of the browser's session, as the other session's list shows it.
+async fn ui_session_team(existing: &Browser) -> i64 {
+    let list = expect(existing.get("/api/v1/auth/sessions").await, StatusCode::OK).await;
+    list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == false)
+        .unwrap()["team_id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// The event stream ends when the access token expires; the page refreshes it and listens
+/// again, so an approval request made after the expiry still shows live.
+async fn live_approvals_outlive_the_access_token(mode: Mode) {
+    let mut settings = SETTINGS.to_vec();
+    settings.push(("ACCESS_TOKEN_TTL_MINUTES", "1"));
+    let app = TestApp::spawn_with(mode, &settings).await;
+    let user = app.verified_user().await;
+    let d = Driver::start_named(&label(mode, "expiry")).await;
+    d.goto(&app.url("/")).await;
+    sign_in(&d, &app, &user, &user.password).await;
+    on_account_page(&d, &user).await;
+    tokio::time::sleep(std::time::Duration::from_secs(66)).await;
+    let other = app.browser();
+    let preauth = app.login_verified(&other, &user).await;
+    let exchange = json!({ "preauth_token": preauth });
+    let r = other.post("/api/v1/auth/session-exchange", exchange.clone()).await;
+    expect(r, StatusCode::LOCKED).await;
+    d.wait_text("New sign-in from Unknown device").await;
+    d.press("Approve").await;
+    d.wait_text("Sign-in approved.").await;
+    let r = other.post("/api/v1/auth/session-exchange", exchange).await;
+    expect(r, StatusCode::OK).await;
+    d.shot("approved-after-expiry").await;
     d.quit().await;
 }
 
@@ -369,4 +435,5 @@ both_modes!(
     approval_listed_after_a_reload_then_revoke,
     invite_accepted_by_a_new_user,
     member_role_change_and_audit,
+    live_approvals_outlive_the_access_token,
 );
