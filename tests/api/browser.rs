@@ -106,13 +106,7 @@ impl Driver {
         if !body.is_null() {
             request = request.json(&body);
         }
-        let r: Value = request
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r: Value = request.send().await.unwrap().json().await.unwrap();
         r["value"].clone()
     }
 

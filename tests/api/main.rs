@@ -28,7 +28,7 @@ mod session_core;
 mod sessions;
 mod teams;
 mod tokens;
-mod virtuozzo;
 mod ui_flows;
+mod virtuozzo;
 mod web;
 mod web_support;

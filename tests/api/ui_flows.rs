@@ -69,11 +69,8 @@ async fn sign_up_verify_sign_in_and_sign_out(mode: Mode) {
         .mail
         .wait_for_containing(&user.email, 0, "Verify your email")
         .await;
-    d.goto(&app.url(&format!(
-        "/verify-email?token={}",
-        smtp::link_token(&mail)
-    )))
-    .await;
+    d.goto(&app.url(&format!("/verify-email?token={}", smtp::link_token(&mail))))
+        .await;
     d.wait_text("Confirm the email address").await;
     d.check_page("verify-email").await;
     d.shot("verify-email").await;
@@ -94,7 +91,11 @@ async fn sign_up_verify_sign_in_and_sign_out(mode: Mode) {
     );
     d.check_page("code").await;
     d.shot("code").await;
-    let wrong = if first == "000000" { "111111" } else { "000000" };
+    let wrong = if first == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     d.fill("Code", wrong).await;
     d.press("Verify").await;
     d.wait_text("That code is not right. 4 attempts left.")
@@ -174,7 +175,9 @@ async fn approval_listed_after_a_reload_then_revoke(mode: Mode) {
     let other = app.browser();
     let preauth = app.login_verified(&other, &user).await;
     let exchange = json!({ "preauth_token": preauth });
-    let r = other.post("/api/v1/auth/session-exchange", exchange.clone()).await;
+    let r = other
+        .post("/api/v1/auth/session-exchange", exchange.clone())
+        .await;
     expect(r, StatusCode::LOCKED).await;
     d.wait_text("New sign-in from").await; // live
     d.shot("approval-live").await;
@@ -272,11 +275,8 @@ async fn invite_accepted_by_a_new_user(mode: Mode) {
         .mail
         .wait_for_containing(&newcomer.email, 0, "Verify your email")
         .await;
-    d.goto(&app.url(&format!(
-        "/verify-email?token={}",
-        smtp::link_token(&mail)
-    )))
-    .await;
+    d.goto(&app.url(&format!("/verify-email?token={}", smtp::link_token(&mail))))
+        .await;
     d.press("Verify my email").await;
     d.wait_text("Your email is verified").await;
     sign_in(&d, &app, &newcomer, &newcomer.password).await;
@@ -365,7 +365,11 @@ async fn member_role_change_and_audit(mode: Mode) {
     // team name does not widen the page.
     let long_name = "The Extraordinarily Long-Named Operations And Infrastructure Team Of Examples";
     let r = owner_b
-        .send(Method::POST, "/api/v1/teams", Some(json!({ "name": long_name })))
+        .send(
+            Method::POST,
+            "/api/v1/teams",
+            Some(json!({ "name": long_name })),
+        )
         .await;
     let other_team = expect(r, StatusCode::CREATED).await["id"].as_i64().unwrap();
     d.press("Account").await;
@@ -379,7 +383,11 @@ async fn member_role_change_and_audit(mode: Mode) {
     d.keys("Team", "\u{E013}").await;
     d.keys("Team", "\u{E015}").await;
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    assert_eq!(ui_session_team(&owner_b).await, team, "an arrow key switched the team");
+    assert_eq!(
+        ui_session_team(&owner_b).await,
+        team,
+        "an arrow key switched the team"
+    );
     d.choose("Team", long_name).await;
     d.press("Switch team").await;
     d.wait_text(&format!("You are now working in {long_name}."))
@@ -418,7 +426,9 @@ async fn live_approvals_outlive_the_access_token(mode: Mode) {
     let other = app.browser();
     let preauth = app.login_verified(&other, &user).await;
     let exchange = json!({ "preauth_token": preauth });
-    let r = other.post("/api/v1/auth/session-exchange", exchange.clone()).await;
+    let r = other
+        .post("/api/v1/auth/session-exchange", exchange.clone())
+        .await;
     expect(r, StatusCode::LOCKED).await;
     d.wait_text("New sign-in from Unknown device").await;
     d.press("Approve").await;

@@ -41,7 +41,9 @@ async fn the_ui_is_served_with_a_strict_policy(mode: Mode) {
     // them all, each served as JavaScript with the same strict policy.
     let mut js = script.text().await.unwrap();
     for module in MODULES {
-        let r = reqwest::get(app.url(&format!("/ui/{module}"))).await.unwrap();
+        let r = reqwest::get(app.url(&format!("/ui/{module}")))
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{module}");
         assert!(
             r.headers()["content-type"]
@@ -145,15 +147,27 @@ async fn every_page_is_the_app_under_one_strict_policy(mode: Mode) {
         assert_eq!(r.text().await.unwrap(), html, "{path} is the app");
     }
     let csp = policy.to_str().unwrap();
-    for directive in ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"] {
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
         assert!(csp.contains(directive), "{csp}");
     }
     assert!(!csp.contains("unsafe"), "{csp}");
-    assert!(!html.contains(" style=") && !html.contains("<style"), "no inline style");
+    assert!(
+        !html.contains(" style=") && !html.contains("<style"),
+        "no inline style"
+    );
     let scripts: Vec<&str> = html.split("<script").skip(1).collect();
     assert!(!scripts.is_empty());
     for s in scripts {
-        assert!(s.trim_start().starts_with("type=\"module\" src=") || s.trim_start().starts_with("src="), "no inline script: {s}");
+        assert!(
+            s.trim_start().starts_with("type=\"module\" src=")
+                || s.trim_start().starts_with("src="),
+            "no inline script: {s}"
+        );
     }
 }
 

@@ -28,11 +28,17 @@ async fn a_new_code_replaces_the_old_and_keeps_the_count(mode: Mode) {
             json!({ "preauth_token": preauth, "code": wrong }),
         )
         .await;
-    assert_eq!(expect(r, StatusCode::UNAUTHORIZED).await["attempts_remaining"], 4);
+    assert_eq!(
+        expect(r, StatusCode::UNAUTHORIZED).await["attempts_remaining"],
+        4
+    );
 
     let before = app.mail.count_to(&user.email);
     let r = b
-        .post("/api/v1/auth/otp/resend", json!({ "preauth_token": preauth }))
+        .post(
+            "/api/v1/auth/otp/resend",
+            json!({ "preauth_token": preauth }),
+        )
         .await;
     expect(r, StatusCode::ACCEPTED).await;
     let new = smtp::otp_code(
@@ -60,13 +66,25 @@ async fn a_new_code_replaces_the_old_and_keeps_the_count(mode: Mode) {
     expect(r, StatusCode::OK).await;
     // Nothing waits for a code any more; unknown tokens and bad bodies are refused plainly.
     let r = b
-        .post("/api/v1/auth/otp/resend", json!({ "preauth_token": preauth }))
+        .post(
+            "/api/v1/auth/otp/resend",
+            json!({ "preauth_token": preauth }),
+        )
         .await;
-    assert_eq!(expect(r, StatusCode::BAD_REQUEST).await["code"], "otp_not_pending");
+    assert_eq!(
+        expect(r, StatusCode::BAD_REQUEST).await["code"],
+        "otp_not_pending"
+    );
     let r = b
-        .post("/api/v1/auth/otp/resend", json!({ "preauth_token": "nope" }))
+        .post(
+            "/api/v1/auth/otp/resend",
+            json!({ "preauth_token": "nope" }),
+        )
         .await;
-    assert_eq!(expect(r, StatusCode::UNAUTHORIZED).await["code"], "preauth_expired");
+    assert_eq!(
+        expect(r, StatusCode::UNAUTHORIZED).await["code"],
+        "preauth_expired"
+    );
     let r = b.post("/api/v1/auth/otp/resend", json!({})).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
@@ -137,7 +155,11 @@ async fn pending_approvals_are_listed_for_the_deciding_session(mode: Mode) {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(after["pending"], json!([]), "a decided request is not pending");
+    assert_eq!(
+        after["pending"],
+        json!([]),
+        "a decided request is not pending"
+    );
 }
 
 async fn an_invite_preview_names_team_role_and_inviter_only(mode: Mode) {
@@ -145,7 +167,11 @@ async fn an_invite_preview_names_team_role_and_inviter_only(mode: Mode) {
     let owner = app.verified_user().await;
     let b = app.signed_in(&owner).await;
     let team = b.team_id().await;
-    let roles = expect(b.get(&format!("/api/v1/teams/{team}/roles")).await, StatusCode::OK).await;
+    let roles = expect(
+        b.get(&format!("/api/v1/teams/{team}/roles")).await,
+        StatusCode::OK,
+    )
+    .await;
     let admin = roles["roles"]
         .as_array()
         .unwrap()
@@ -163,7 +189,11 @@ async fn an_invite_preview_names_team_role_and_inviter_only(mode: Mode) {
         )
         .await;
     let id = expect(r, StatusCode::CREATED).await["id"].as_i64().unwrap();
-    let token = smtp::link_token(&app.mail.wait_for_containing(&invited, 0, "invited to join").await);
+    let token = smtp::link_token(
+        &app.mail
+            .wait_for_containing(&invited, 0, "invited to join")
+            .await,
+    );
 
     let anyone = app.browser();
     let preview = expect(
@@ -173,7 +203,10 @@ async fn an_invite_preview_names_team_role_and_inviter_only(mode: Mode) {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(preview["team"], json!({ "name": format!("{}'s team", owner.name) }));
+    assert_eq!(
+        preview["team"],
+        json!({ "name": format!("{}'s team", owner.name) })
+    );
     assert_eq!(preview["role"], json!({ "name": "Admin" }));
     assert_eq!(preview["inviter"], json!({ "name": owner.name }));
     assert!(preview["expires_at"].is_string());
@@ -185,7 +218,10 @@ async fn an_invite_preview_names_team_role_and_inviter_only(mode: Mode) {
 
     for bad in [json!({ "token": "nope" }), json!({ "token": "" })] {
         let r = anyone.post("/api/v1/invites/preview", bad).await;
-        assert_eq!(expect(r, StatusCode::BAD_REQUEST).await["code"], "token_invalid");
+        assert_eq!(
+            expect(r, StatusCode::BAD_REQUEST).await["code"],
+            "token_invalid"
+        );
     }
     let r = anyone.post("/api/v1/invites/preview", json!({})).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
