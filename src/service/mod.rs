@@ -14,21 +14,28 @@ pub mod fair_share;
 pub mod invites;
 pub mod keys;
 pub mod login;
+pub mod mfa;
+pub mod mfa_login;
 pub mod my_sessions;
 pub mod operator;
 pub mod otp_resend;
+pub mod password_strength;
 pub mod passwords;
 pub mod ports;
 pub mod profile;
 pub mod rate_limit;
 pub mod rbac;
+pub mod recovery_codes;
 pub mod registration;
 pub mod retention;
 pub mod revocation;
 pub mod roles;
+pub mod second_factor;
 pub mod session;
+pub mod step_up;
 pub mod teams;
 pub mod tokens;
+pub mod totp;
 pub mod users;
 pub mod vault;
 pub mod virtuozzo;
@@ -72,6 +79,7 @@ pub struct AuthSettings {
     pub otp_max_attempts: u32,
     pub vz_session_ttl: Duration,
     pub vz_timeout: Duration,
+    pub step_up_max_age: Duration,
 }
 
 impl AuthSettings {
@@ -100,6 +108,7 @@ impl AuthSettings {
             otp_max_attempts: c.otp_max_attempts,
             vz_session_ttl: c.vz_session_ttl,
             vz_timeout: c.vz_timeout,
+            step_up_max_age: c.step_up_max_age,
         }
     }
 }
@@ -128,7 +137,11 @@ pub struct Auth {
     /// This instance's one pub/sub subscription: live events and cache invalidation.
     pub(crate) bus: bus::Bus,
     pub(crate) vault: vault::CredentialVault,
+    /// Seals the users' TOTP secrets (`MFA_SECRET_KEY`).
+    pub(crate) mfa_vault: vault::CredentialVault,
     pub(crate) virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
+    /// The optional breach-range API (`PASSWORD_BREACH_API_URL`).
+    pub(crate) breaches: Option<Arc<dyn ports::BreachedPasswordRange>>,
 }
 
 /// The outside world the service talks to, chosen once by the wiring.
@@ -136,6 +149,10 @@ pub struct Adapters {
     pub repo: Arc<dyn Repository>,
     pub store: Arc<dyn EphemeralStore>,
     pub virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
+    /// `None` unless `PASSWORD_BREACH_API_URL` is set.
+    pub breaches: Option<Arc<dyn ports::BreachedPasswordRange>>,
+    /// Seals the users' TOTP secrets.
+    pub mfa_vault: vault::CredentialVault,
     /// Wakes the email outbox worker when a message is queued.
     pub outbox_wakeup: Arc<Notify>,
 }
@@ -152,6 +169,8 @@ impl Auth {
             repo,
             store,
             virtuozzo,
+            breaches,
+            mfa_vault,
             outbox_wakeup,
         } = adapters;
         Self {
@@ -167,6 +186,8 @@ impl Auth {
             bus: bus::Bus::default(),
             vault,
             virtuozzo,
+            breaches,
+            mfa_vault,
         }
     }
 

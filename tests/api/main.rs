@@ -14,11 +14,13 @@ mod hardening;
 mod input;
 mod lifecycle;
 mod login;
+mod mfa;
 mod openapi;
 mod operability;
 mod operations;
 mod otp;
 mod outbox;
+mod passwords;
 mod postmark;
 
 mod redis_shapes;
