@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::both_modes;
 use crate::browser::Driver;
 use crate::helpers::app::{Browser, expect};
-use crate::helpers::smtp;
+use crate::helpers::{smtp, totp};
 use crate::helpers::{Mode, TestApp, TestUser};
 
 fn label(mode: Mode, test: &str) -> String {
@@ -439,7 +439,88 @@ async fn live_approvals_outlive_the_access_token(mode: Mode) {
     d.quit().await;
 }
 
+/// Production mode is given its MFA sealing key; embedded mode makes its own.
+const MFA_KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// Enrolment shows the key and the otpauth link as text, the recovery codes once; the next
+/// sign-in from a new device asks for the authenticator code instead of an emailed one.
+async fn totp_enrolment_then_sign_in_with_it(mode: Mode) {
+    let mut settings = SETTINGS.to_vec();
+    if mode == Mode::Production {
+        settings.push(("MFA_SECRET_KEY", MFA_KEY_B64));
+    }
+    let app = TestApp::spawn_with(mode, &settings).await;
+    let user = app.verified_user().await;
+    let d = Driver::start_named(&label(mode, "totp")).await;
+    d.goto(&app.url("/")).await;
+    sign_in(&d, &app, &user, &user.password).await;
+    on_account_page(&d, &user).await;
+    d.press("Set up an authenticator app").await;
+    d.wait_text("Add this account to your authenticator app")
+        .await;
+    let secret = d
+        .script("return document.getElementById('totp-secret').textContent")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uri = d
+        .script("return document.getElementById('totp-uri').textContent")
+        .await;
+    assert!(
+        uri.as_str().unwrap().starts_with("otpauth://totp/"),
+        "{uri}"
+    );
+    d.check_page("totp-enrolment").await;
+    d.shot("totp-enrolment").await;
+    let now = totp::now_seconds();
+    d.fill("Code from the app", &totp::code_at(&secret, now))
+        .await;
+    d.press("Turn on").await;
+    d.wait_text("Keep these recovery codes somewhere safe")
+        .await;
+    let codes = d
+        .script("return [...document.querySelectorAll('#recovery-codes li')].map((li) => li.textContent)")
+        .await;
+    let codes: Vec<String> = serde_json::from_value(codes).unwrap();
+    assert_eq!(codes.len(), 10);
+    d.shot("recovery-codes").await;
+    d.press("I have saved them").await;
+    d.wait_text("Two-step sign-in is on (authenticator app). Recovery codes left: 10.")
+        .await;
+    let mut secrets: Vec<&str> = codes.iter().map(String::as_str).collect();
+    secrets.push(&secret);
+    d.assert_forgotten(&secrets).await;
+
+    // A new device: the second step is the authenticator code, not an emailed one.
+    d.press("Sign out").await;
+    d.wait_text("You were signed out.").await;
+    // The device cookie lives under /api/v1/auth: forget it there.
+    d.goto(&app.url("/api/v1/auth/me")).await;
+    d.cmd(Method::DELETE, "/cookie", json!({})).await;
+    d.goto(&app.url("/")).await;
+    let mails = app.mail.count_to(&user.email);
+    d.fill("Email", &user.email).await;
+    d.fill("Password", &user.password).await;
+    d.press("Sign in").await;
+    d.wait_text("How do you want to confirm it is you?").await;
+    d.check_page("second-step").await;
+    d.shot("second-step").await;
+    let code = totp::code_at(&secret, now + 30);
+    d.fill("Code", &code).await;
+    d.press("Continue").await;
+    on_account_page(&d, &user).await;
+    d.wait_text("Two-step sign-in is on").await;
+    assert_eq!(app.mail.count_to(&user.email), mails, "no emailed code");
+    d.shot("signed-in-with-totp").await;
+    d.press("Sign out").await;
+    d.wait_text("You were signed out.").await;
+    d.assert_forgotten(&[&user.password, &code, &secret]).await;
+    d.quit().await;
+}
+
 both_modes!(
+    totp_enrolment_then_sign_in_with_it,
     sign_up_verify_sign_in_and_sign_out,
     forgot_password_then_a_new_one,
     approval_listed_after_a_reload_then_revoke,
