@@ -203,7 +203,7 @@ export function listen() {
   });
   events.addEventListener('session_revoked', (e) => {
     const data = JSON.parse(e.data || '{}');
-    if (me && data.session_id === me.session.id) { stopListening(); ctx.sessionEnded('This session was signed out.'); }
+    if (me && data.session_id === me.session.id) { stopListening(); ctx.sessionEnded('This session was signed out from another device.'); }
     else loadSessions();
   });
   events.addEventListener('session_created', () => loadSessions());

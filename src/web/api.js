@@ -89,6 +89,7 @@ const PLAIN = {
   virtuozzo_not_configured: 'Virtuozzo is not configured on this server.',
   owner_only: 'Only the team Owner can do this.',
   reauth_required: 'Confirm your password to make this change.',
+  reauth_failed: 'That password or code is not right.',
   password_too_weak: 'This password is too easy to guess. Choose a longer or less common one.',
   internal_error: 'Something went wrong on our side. Try again.',
 };

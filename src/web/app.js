@@ -118,7 +118,7 @@ function reauth() {
       const r = await call('POST', '/auth/reauth', { password }, { noReauth: true });
       form.password.value = '';
       if (r.ok) return done(true);
-      return fieldError(form, 'password', r.data.code === 'invalid_credentials' ? 'That password is not right.' : plain(r));
+      return fieldError(form, 'password', ['invalid_credentials', 'reauth_failed'].includes(r.data.code) ? 'That password is not right.' : plain(r));
     };
     form.addEventListener('submit', submit);
     $('reauth-cancel').addEventListener('click', cancel);

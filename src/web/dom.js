@@ -101,8 +101,23 @@ export function when(iso) {
   return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
-/** "login_failed" → "Login failed" */
+const EVENT_WORDS = {
+  otp_verified: 'Sign-in code accepted',
+  otp_failed: 'Wrong sign-in code',
+  otp_resent: 'New sign-in code sent',
+  mfa_totp_enabled: 'Authenticator app turned on',
+  mfa_totp_enrolment_started: 'Authenticator app set-up started',
+  mfa_totp_disabled: 'Authenticator app turned off',
+  mfa_verified: 'Second step passed',
+  concurrent_login_requested: 'Sign-in waiting for approval',
+  concurrent_login_approved: 'Sign-in approved',
+  concurrent_login_denied: 'Sign-in denied',
+  logout: 'Signed out',
+};
+
+/** "login_failed" → "Login failed" (a few events have their own words) */
 export function eventWords(event) {
+  if (EVENT_WORDS[event]) return EVENT_WORDS[event];
   const s = String(event || '').replace(/[_.]/g, ' ');
   return s.charAt(0).toUpperCase() + s.slice(1);
 }

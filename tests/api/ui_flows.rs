@@ -342,7 +342,18 @@ async fn member_role_change_and_audit(mode: Mode) {
     d.shot("team").await;
     d.choose(&format!("Role for {}", member.email), "Admin")
         .await;
+    // The last authentication is old: the change asks for the password first (step-up).
+    app.storage
+        .sql("UPDATE active_sessions SET authenticated_at = 1")
+        .await;
     d.press(&format!("Change role of {}", member.email)).await;
+    d.wait_text("This change needs your password again.").await;
+    d.shot("step-up").await;
+    d.fill("Password", "not the password").await;
+    d.press("Confirm").await;
+    d.wait_text("That password is not right.").await;
+    d.fill("Password", &owner.password).await;
+    d.press("Confirm").await;
     d.wait_text(&format!("{} is now Admin.", member.email))
         .await;
     d.wait_text("Member role changed").await; // the team audit
@@ -436,6 +447,16 @@ async fn live_approvals_outlive_the_access_token(mode: Mode) {
     let r = other.post("/api/v1/auth/session-exchange", exchange).await;
     expect(r, StatusCode::OK).await;
     d.shot("approved-after-expiry").await;
+
+    // Signed out from the other device: the page says so and keeps nothing.
+    let r = expect(other.post_csrf("/api/v1/auth/logout-all").await, StatusCode::OK).await;
+    assert_eq!(r["sessions_ended"], 2);
+    d.wait_for(
+        "the sign-in form",
+        "return !document.getElementById('signin').hidden && /signed out|session has ended/.test(document.getElementById('message').textContent)",
+    )
+    .await;
+    d.assert_forgotten(&[&user.password]).await;
     d.quit().await;
 }
 
