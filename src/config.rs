@@ -442,10 +442,16 @@ impl Config {
         let mfa_secret_key = match env.get("MFA_SECRET_KEY") {
             Some(b64) => Some(aes_key("MFA_SECRET_KEY", b64)?),
             None if production || matches!(ephemeral, EphemeralBackend::Redis { .. }) => None,
-            None => Some(load_or_generate_aes_key(&data_dir, GENERATED_MFA_KEY_FILE, "MFA_SECRET_KEY")?),
+            None => Some(load_or_generate_aes_key(
+                &data_dir,
+                GENERATED_MFA_KEY_FILE,
+                "MFA_SECRET_KEY",
+            )?),
         };
         let password_breach_api_url = match env.get("PASSWORD_BREACH_API_URL") {
-            Some(u) => Some(Url::parse(u).map_err(|e| err("PASSWORD_BREACH_API_URL", e.to_string()))?),
+            Some(u) => {
+                Some(Url::parse(u).map_err(|e| err("PASSWORD_BREACH_API_URL", e.to_string()))?)
+            }
             None => None,
         };
 

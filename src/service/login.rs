@@ -261,8 +261,15 @@ impl Auth {
             return Err(self.second_step_failed(preauth_token, attempts).await?);
         }
         self.release_otp_attempt(state.user_id).await?;
-        self.second_step_passed(preauth_token, &raw, &state, client, "otp_verified", serde_json::json!({}))
-            .await
+        self.second_step_passed(
+            preauth_token,
+            &raw,
+            &state,
+            client,
+            "otp_verified",
+            serde_json::json!({}),
+        )
+        .await
     }
 
     /// Counts one attempt at the second step of this login (emailed code or second factor);
@@ -332,7 +339,9 @@ impl Auth {
         {
             return Err(Error::PreauthExpired);
         }
-        self.store.delete(&keys::otp_attempts(preauth_token)).await?;
+        self.store
+            .delete(&keys::otp_attempts(preauth_token))
+            .await?;
         // The device cookie is handed out now, but the device becomes trusted only once this
         // login may become a session (see `trust_verified_device`): a login that is denied or
         // never completed leaves nothing trusted behind.

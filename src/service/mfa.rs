@@ -107,10 +107,11 @@ impl Auth {
         };
         let record = self.repo.mfa(user_id).await?;
         let now = now_ms();
-        let Some(pending) = record
-            .totp_pending_sealed
-            .filter(|_| record.totp_pending_at.is_some_and(|at| now - at <= PENDING_TTL_MS))
-        else {
+        let Some(pending) = record.totp_pending_sealed.filter(|_| {
+            record
+                .totp_pending_at
+                .is_some_and(|at| now - at <= PENDING_TTL_MS)
+        }) else {
             return Err(not_pending);
         };
         self.reserve_otp_attempt(user_id).await?;

@@ -393,6 +393,8 @@ fn audit_words(event: &str, d: &Value, ip: Option<&str>) -> Option<(String, Opti
         "login_password_verified" => {
             let code = if d.get("otp_required") == Some(&Value::Bool(true)) {
                 ": unknown device, an emailed code was required"
+            } else if d.get("mfa_required") == Some(&Value::Bool(true)) {
+                ": unknown device, the second factor (TOTP or a recovery code) was required"
             } else {
                 ": trusted device, no code needed"
             };
@@ -416,6 +418,32 @@ fn audit_words(event: &str, d: &Value, ip: Option<&str>) -> Option<(String, Opti
             Some("Use the latest emailed code; check spam folder"),
         ),
         "otp_verified" => (format!("emailed code accepted{from}"), None),
+        "mfa_verified" => {
+            let method = d
+                .get("method")
+                .and_then(Value::as_str)
+                .unwrap_or("a second factor");
+            (format!("second factor accepted{from} ({method})"), None)
+        }
+        "mfa_verify_failed" => (
+            format!("wrong second-factor code entered{from}"),
+            Some(
+                "Use the current code of the authenticator app (check the device's clock) or an unused recovery code",
+            ),
+        ),
+        "mfa_recovery_code_used" => (
+            format!("a recovery code was used{from}"),
+            Some("Few codes left? Generate a new set (POST /auth/mfa/recovery-codes)"),
+        ),
+        "mfa_totp_enabled" => ("TOTP turned on".into(), None),
+        "mfa_totp_disabled" => (
+            "TOTP turned off: sign-ins from new devices need the emailed code again".into(),
+            None,
+        ),
+        "reauth_failed" => (
+            format!("a sensitive action's re-authentication failed{from}"),
+            None,
+        ),
         "logout" => (format!("signed out{from}{sid}"), None),
         "logout_all" => (format!("signed out everywhere{from}"), Some(FIX_RELOGIN)),
         "session_revoked" => {

@@ -40,8 +40,10 @@ pub fn offline_verdict(password: &str, user_inputs: &[&str]) -> Option<String> {
 /// and the name.
 pub fn user_inputs(email: &str, name: &str) -> Vec<String> {
     let mut inputs = vec![email.to_owned(), name.to_owned()];
+    inputs.push(name.split_whitespace().collect());
     if let Some((local, _)) = email.split_once('@') {
         inputs.push(local.to_owned());
+        inputs.push(local.replace(['.', '_', '-', '+'], ""));
         inputs.extend(
             local
                 .split(['.', '_', '-', '+'])
@@ -118,7 +120,13 @@ mod tests {
 
     #[test]
     fn common_and_personal_passwords_are_weak() {
-        for weak in ["password123", "Password1!", "qwertyuiop", "letmein!", "iloveyou2024"] {
+        for weak in [
+            "password123",
+            "Password1!",
+            "qwertyuiop",
+            "letmein!",
+            "iloveyou2024",
+        ] {
             assert!(offline_verdict(weak, &[]).is_some(), "{weak}");
         }
         let inputs = user_inputs("alice.wonderland@example.com", "Alice Wonderland");

@@ -227,8 +227,11 @@ pub trait VerificationRepo: Send + Sync {
         now: Millis,
     ) -> StoreResult<()>;
     /// The user of an unused, unexpired reset token (read only: the token stays usable).
-    async fn password_reset_user(&self, token_hash: &str, now: Millis)
-    -> StoreResult<Option<UserId>>;
+    async fn password_reset_user(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> StoreResult<Option<UserId>>;
     /// Marks an unused, unexpired reset token used; its user.
     async fn consume_password_reset(
         &self,

@@ -110,7 +110,11 @@ impl Auth {
             return Ok(false);
         }
         let hash = recovery_codes::hash(user_id, code);
-        if !self.repo.use_recovery_code(user_id, &hash, now_ms()).await? {
+        if !self
+            .repo
+            .use_recovery_code(user_id, &hash, now_ms())
+            .await?
+        {
             return Ok(false);
         }
         let left = self.repo.mfa(user_id).await?.recovery_codes_left;

@@ -125,14 +125,19 @@ mod tests {
     #[test]
     fn user_secrets_are_bound_to_the_user() {
         let vault = CredentialVault::for_mfa(Some(&SecretBytes::new(vec![3u8; 32]))).unwrap();
-        let sealed = vault.seal_for_user(5, "totp_secret", "JBSWY3DPEHPK3PXP").unwrap();
+        let sealed = vault
+            .seal_for_user(5, "totp_secret", "JBSWY3DPEHPK3PXP")
+            .unwrap();
         assert!(!sealed.contains("JBSWY3DPEHPK3PXP"));
         assert_eq!(
             vault.open_for_user(5, "totp_secret", &sealed).unwrap(),
             "JBSWY3DPEHPK3PXP"
         );
         assert!(vault.open_for_user(6, "totp_secret", &sealed).is_err());
-        assert!(vault.open(5, "totp_secret", &sealed).is_err(), "not a team's");
+        assert!(
+            vault.open(5, "totp_secret", &sealed).is_err(),
+            "not a team's"
+        );
         let unset = CredentialVault::for_mfa(None).unwrap();
         assert!(matches!(
             unset.seal_for_user(5, "totp_secret", "x"),

@@ -92,7 +92,10 @@ async fn totp_enrolment_login_replay_and_device_trust(mode: Mode) {
     let user = app.verified_user().await;
     let b = app.signed_in(&user).await;
     let none = overview(&b).await;
-    assert_eq!(none, json!({ "totp": false, "passkeys": [], "recovery_codes_left": 0, "methods": [] }));
+    assert_eq!(
+        none,
+        json!({ "totp": false, "passkeys": [], "recovery_codes_left": 0, "methods": [] })
+    );
 
     let e = expect(
         b.post_csrf("/api/v1/auth/mfa/totp/enroll").await,
@@ -110,7 +113,10 @@ async fn totp_enrolment_login_replay_and_device_trust(mode: Mode) {
         .sql_rows("SELECT totp_pending_sealed, totp_secret_sealed FROM user_mfa")
         .await;
     assert_eq!(rows.len(), 1);
-    assert!(!rows[0][0].is_empty() && !rows[0][0].contains(&secret), "{rows:?}");
+    assert!(
+        !rows[0][0].is_empty() && !rows[0][0].contains(&secret),
+        "{rows:?}"
+    );
     // A wrong code does not confirm it.
     let r = b
         .send(
@@ -143,7 +149,11 @@ async fn totp_enrolment_login_replay_and_device_trust(mode: Mode) {
         .sql_rows("SELECT code_hash FROM mfa_recovery_codes")
         .await;
     assert_eq!(stored.len(), 10);
-    assert!(stored.iter().all(|r| !codes.iter().any(|c| r[0] == c.as_str().unwrap())));
+    assert!(
+        stored
+            .iter()
+            .all(|r| !codes.iter().any(|c| r[0] == c.as_str().unwrap()))
+    );
 
     // A new device: the second factor instead of an emailed code.
     let n = app.browser();
@@ -151,7 +161,11 @@ async fn totp_enrolment_login_replay_and_device_trust(mode: Mode) {
     let login = app.login(&n, &user).await;
     assert_eq!(login["mfa_required"], true, "{login}");
     assert_eq!(login["otp_required"], false, "{login}");
-    assert_eq!(login["mfa_methods"], json!(["totp", "recovery_code"]), "{login}");
+    assert_eq!(
+        login["mfa_methods"],
+        json!(["totp", "recovery_code"]),
+        "{login}"
+    );
     let preauth = login["preauth_token"].as_str().unwrap().to_owned();
     assert_eq!(app.mail.count_to(&user.email), mails, "no code was emailed");
     let r = n
@@ -167,7 +181,10 @@ async fn totp_enrolment_login_replay_and_device_trust(mode: Mode) {
             json!({ "preauth_token": preauth }),
         )
         .await;
-    assert_eq!(expect(r, StatusCode::FORBIDDEN).await["code"], "mfa_required");
+    assert_eq!(
+        expect(r, StatusCode::FORBIDDEN).await["code"],
+        "mfa_required"
+    );
     let code = next_code(&secret);
     let ok = expect(verify(&n, &preauth, "totp", &code).await, StatusCode::OK).await;
     assert_eq!(ok["mfa_verified"], true);
@@ -209,7 +226,12 @@ async fn totp_enrolment_login_replay_and_device_trust(mode: Mode) {
     assert_eq!(again["mfa_required"], false, "{again}");
     assert_eq!(again["otp_required"], false, "{again}");
     let seen = events(&b).await;
-    for event in ["mfa_totp_enrolment_started", "mfa_totp_enabled", "mfa_verified", "mfa_verify_failed"] {
+    for event in [
+        "mfa_totp_enrolment_started",
+        "mfa_totp_enabled",
+        "mfa_verified",
+        "mfa_verify_failed",
+    ] {
         assert!(seen.iter().any(|e| e == event), "{event} in {seen:?}");
     }
 }
@@ -228,7 +250,11 @@ async fn wrong_codes_count_against_the_emailed_codes_limits(mode: Mode) {
         (2, "totp", wrong.as_str()),
         (1, "recovery_code", "not even a code"),
     ] {
-        let r = expect(verify(&n, &preauth, method, code).await, StatusCode::UNAUTHORIZED).await;
+        let r = expect(
+            verify(&n, &preauth, method, code).await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
         assert_eq!(r["code"], "otp_invalid", "{r}");
         assert_eq!(r["attempts_remaining"], i, "{r}");
     }
@@ -264,7 +290,11 @@ async fn recovery_codes_work_once_and_a_new_set_voids_the_old(mode: Mode) {
     let first = mfa_login(&app, &n, &user).await;
     // Case and dashes do not matter when typing a code.
     let typed = codes[0].to_uppercase().replace('-', " ");
-    expect(verify(&n, &first, "recovery_code", &typed).await, StatusCode::OK).await;
+    expect(
+        verify(&n, &first, "recovery_code", &typed).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(overview(&b).await["recovery_codes_left"], 9);
     let second = mfa_login(&app, &app.browser(), &user).await;
     let reused = expect(
@@ -318,17 +348,26 @@ async fn step_up_refusal_and_renewal(mode: Mode) {
     let user = app.verified_user().await;
     let b = app.signed_in(&user).await;
     let me = expect(b.me().await, StatusCode::OK).await;
-    let (team, uid) = (me["team"]["id"].as_i64().unwrap(), me["user"]["id"].as_i64().unwrap());
+    let (team, uid) = (
+        me["team"]["id"].as_i64().unwrap(),
+        me["user"]["id"].as_i64().unwrap(),
+    );
     let admin = crate::teams::role_id(&b, team, "Admin").await;
     let member = crate::teams::role_id(&b, team, "Member").await;
     age_sessions(&app).await;
 
     let sensitive = [
-        (Method::POST, "/api/v1/auth/mfa/totp/enroll".to_owned(), None),
+        (
+            Method::POST,
+            "/api/v1/auth/mfa/totp/enroll".to_owned(),
+            None,
+        ),
         (
             Method::POST,
             "/api/v1/auth/password/change".to_owned(),
-            Some(json!({ "current_password": user.password, "new_password": "a brand new passphrase" })),
+            Some(
+                json!({ "current_password": user.password, "new_password": "a brand new passphrase" }),
+            ),
         ),
         (
             Method::PUT,
@@ -340,28 +379,47 @@ async fn step_up_refusal_and_renewal(mode: Mode) {
             format!("/api/v1/teams/{team}/members/{uid}"),
             Some(json!({ "role_id": member })),
         ),
-        (Method::DELETE, format!("/api/v1/teams/{team}/members/{uid}"), None),
+        (
+            Method::DELETE,
+            format!("/api/v1/teams/{team}/members/{uid}"),
+            None,
+        ),
         (
             Method::PUT,
             format!("/api/v1/teams/{team}/virtuozzo"),
             Some(json!({ "email": "vz@example.com", "password": "vz-secret-pass" })),
         ),
-        (Method::POST, format!("/api/v1/teams/{team}/virtuozzo/refresh"), None),
+        (
+            Method::POST,
+            format!("/api/v1/teams/{team}/virtuozzo/refresh"),
+            None,
+        ),
     ];
     for (method, path, body) in &sensitive {
         let r = b.send(method.clone(), path, body.clone()).await;
         let refused = expect(r, StatusCode::FORBIDDEN).await;
-        assert_eq!(refused["code"], "reauth_required", "{method} {path}: {refused}");
+        assert_eq!(
+            refused["code"], "reauth_required",
+            "{method} {path}: {refused}"
+        );
         assert!(refused["detail"].as_str().is_some_and(|d| !d.is_empty()));
     }
     // Reading is not sensitive.
     overview(&b).await;
 
     let reauth = |body: Value| b.send(Method::POST, "/api/v1/auth/reauth", Some(body));
-    let r = expect(reauth(json!({ "password": "not my password" })).await, StatusCode::FORBIDDEN).await;
+    let r = expect(
+        reauth(json!({ "password": "not my password" })).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
     assert_eq!(r["code"], "reauth_failed", "{r}");
     expect(reauth(json!({})).await, StatusCode::BAD_REQUEST).await;
-    expect(reauth(json!({ "password": user.password })).await, StatusCode::OK).await;
+    expect(
+        reauth(json!({ "password": user.password })).await,
+        StatusCode::OK,
+    )
+    .await;
     // Renewed: the actions run (and meet their own rules: built-in roles, the last Owner).
     for (method, path, body) in &sensitive[2..5] {
         let r = b.send(method.clone(), path, body.clone()).await;
@@ -372,11 +430,22 @@ async fn step_up_refusal_and_renewal(mode: Mode) {
     // With a second factor: reauth by TOTP or recovery code, each code once.
     age_sessions(&app).await;
     let r = b.post_csrf("/api/v1/auth/mfa/recovery-codes").await;
-    assert_eq!(expect(r, StatusCode::FORBIDDEN).await["code"], "reauth_required");
+    assert_eq!(
+        expect(r, StatusCode::FORBIDDEN).await["code"],
+        "reauth_required"
+    );
     let code = next_code(&secret);
-    expect(reauth(json!({ "method": "totp", "code": code })).await, StatusCode::OK).await;
+    expect(
+        reauth(json!({ "method": "totp", "code": code })).await,
+        StatusCode::OK,
+    )
+    .await;
     age_sessions(&app).await;
-    let replay = expect(reauth(json!({ "method": "totp", "code": code })).await, StatusCode::FORBIDDEN).await;
+    let replay = expect(
+        reauth(json!({ "method": "totp", "code": code })).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
     assert_eq!(replay["code"], "reauth_failed", "{replay}");
     expect(
         reauth(json!({ "method": "recovery_code", "code": codes[3] })).await,
@@ -399,7 +468,42 @@ async fn step_up_refusal_and_renewal(mode: Mode) {
     }
 }
 
+/// The sealing key outlives the process (embedded: generated once into `DATA_DIR`) and is
+/// shared by instances: a secret enrolled on one instance verifies on another.
+async fn totp_works_on_another_instance_and_after_a_restart(mode: Mode) {
+    let app = spawn(mode).await;
+    let user = app.verified_user().await;
+    let b = app.signed_in(&user).await;
+    let (secret, _) = enable_totp(&b).await;
+    let mut overrides = vec![("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", "1000")];
+    if mode == Mode::Production {
+        overrides.push(("MFA_SECRET_KEY", MFA_KEY_B64));
+    }
+    let other = TestApp::instance(&app.storage, &overrides).await;
+    let n = other.browser();
+    let preauth = mfa_login(&other, &n, &user).await;
+    expect(
+        verify(&n, &preauth, "totp", &next_code(&secret)).await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+/// Production mode without `MFA_SECRET_KEY`: enrolment answers 503 naming the setting's
+/// purpose; everything else works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_without_an_mfa_key_refuses_enrolment_only() {
+    let app = TestApp::spawn(Mode::Production).await;
+    let user = app.verified_user().await;
+    let b = app.signed_in(&user).await;
+    let r = b.post_csrf("/api/v1/auth/mfa/totp/enroll").await;
+    let refused = expect(r, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(refused["code"], "mfa_not_configured", "{refused}");
+    assert_eq!(overview(&b).await["totp"], false);
+}
+
 both_modes!(
+    totp_works_on_another_instance_and_after_a_restart,
     totp_enrolment_login_replay_and_device_trust,
     wrong_codes_count_against_the_emailed_codes_limits,
     recovery_codes_work_once_and_a_new_set_voids_the_old,

@@ -20,7 +20,10 @@ const BREACHED: &str = "purple monkey dishwasher 42";
 fn assert_too_weak(answer: &Value, field: &str) {
     assert_eq!(answer["code"], "password_too_weak", "{answer}");
     assert_eq!(answer["field"], field, "{answer}");
-    assert!(answer["detail"].as_str().is_some_and(|d| !d.is_empty()), "{answer}");
+    assert!(
+        answer["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{answer}"
+    );
 }
 
 async fn register(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
@@ -54,10 +57,16 @@ async fn weak_passwords_are_refused_at_register_change_and_reset(mode: Mode) {
     // Common passwords, and passwords made of the account's own email.
     for weak in ["password123", "Password1!", "qwertyuiop"] {
         let r = register(&app, "someone@example.com", weak).await;
-        assert_too_weak(&expect(r, StatusCode::UNPROCESSABLE_ENTITY).await, "password");
+        assert_too_weak(
+            &expect(r, StatusCode::UNPROCESSABLE_ENTITY).await,
+            "password",
+        );
     }
     let r = register(&app, "alicesmith@example.com", "alicesmith2024").await;
-    assert_too_weak(&expect(r, StatusCode::UNPROCESSABLE_ENTITY).await, "password");
+    assert_too_weak(
+        &expect(r, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "password",
+    );
     // Nothing was created for the refused sign-ups: no verification email went out.
     assert_eq!(app.mail.count_to("someone@example.com"), 0);
 
@@ -98,7 +107,10 @@ async fn weak_passwords_are_refused_at_register_change_and_reset(mode: Mode) {
             json!({ "token": token, "password": "letmein123" }),
         )
         .await;
-    assert_too_weak(&expect(r, StatusCode::UNPROCESSABLE_ENTITY).await, "password");
+    assert_too_weak(
+        &expect(r, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "password",
+    );
     let r = app
         .browser()
         .post(
@@ -212,7 +224,10 @@ async fn an_unreachable_range_api_fails_open(mode: Mode) {
     expect(r, StatusCode::ACCEPTED).await;
     // The offline judgement still applies.
     let r = register(&app, "open2@example.com", "password123").await;
-    assert_too_weak(&expect(r, StatusCode::UNPROCESSABLE_ENTITY).await, "password");
+    assert_too_weak(
+        &expect(r, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "password",
+    );
 }
 
 both_modes!(

@@ -14,6 +14,5 @@ pub use path::ApiPath;
 pub use step_up::{SessionBound, StepUp};
 pub use team::{
     AuditRead, EnvironmentsRead, MembersInvite, MembersManage, MembersRead, Requirement,
-    RolesManage, TeamGuard,
-    VirtuozzoCredentialsManage, VirtuozzoSessionRefresh,
+    RolesManage, TeamGuard, VirtuozzoCredentialsManage, VirtuozzoSessionRefresh,
 };

@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum_extra::extract::cookie::CookieJar;
 use axum::response::IntoResponse;
+use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -41,7 +41,9 @@ pub async fn enroll_totp(
     StepUp(session): StepUp<AuthSession>,
 ) -> Result<Json<Value>> {
     let e = s.auth.enroll_totp(session.claims.sub, &client).await?;
-    Ok(Json(json!({ "secret": e.secret, "otpauth_uri": e.otpauth_uri })))
+    Ok(Json(
+        json!({ "secret": e.secret, "otpauth_uri": e.otpauth_uri }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -140,5 +142,7 @@ pub async fn reauth(
     };
     s.auth.reauth(&session.claims, proof, &client).await?;
     let max_age = s.auth.settings().step_up_max_age.as_secs();
-    Ok(Json(json!({ "detail": "Authentication renewed", "expires_in": max_age })))
+    Ok(Json(
+        json!({ "detail": "Authentication renewed", "expires_in": max_age }),
+    ))
 }

@@ -71,7 +71,8 @@ impl MfaRepo for SqlStore {
         sealed: &str,
         now: Millis,
     ) -> StoreResult<()> {
-        const SQL: &str = "INSERT INTO user_mfa (user_id, totp_pending_sealed, totp_pending_at, updated_at)
+        const SQL: &str =
+            "INSERT INTO user_mfa (user_id, totp_pending_sealed, totp_pending_at, updated_at)
             VALUES ($1, $2, $3, $3) ON CONFLICT (user_id) DO UPDATE
             SET totp_pending_sealed = $2, totp_pending_at = $3, updated_at = $3";
         on_db!(&self.db, |pool| sqlx::query(SQL)
