@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use crate::both_modes;
 use crate::browser::Driver;
 use crate::helpers::app::{Browser, expect};
-use crate::helpers::{smtp, totp};
 use crate::helpers::{Mode, TestApp, TestUser};
+use crate::helpers::{smtp, totp};
 
 fn label(mode: Mode, test: &str) -> String {
     format!("{}-{test}", format!("{mode:?}").to_lowercase())
@@ -449,7 +449,11 @@ async fn live_approvals_outlive_the_access_token(mode: Mode) {
     d.shot("approved-after-expiry").await;
 
     // Signed out from the other device: the page says so and keeps nothing.
-    let r = expect(other.post_csrf("/api/v1/auth/logout-all").await, StatusCode::OK).await;
+    let r = expect(
+        other.post_csrf("/api/v1/auth/logout-all").await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(r["sessions_ended"], 2);
     d.wait_for(
         "the sign-in form",
