@@ -464,6 +464,34 @@ async fn live_approvals_outlive_the_access_token(mode: Mode) {
     d.quit().await;
 }
 
+/// A wrong password is named in plain words in the page message; past the limit
+/// the page says how long to wait, and the password field is empty each time.
+async fn too_many_attempts_say_how_long_to_wait(mode: Mode) {
+    let mut settings = SETTINGS.to_vec();
+    settings.push(("LOGIN_RATE_LIMIT_ATTEMPTS", "2"));
+    let app = TestApp::spawn_with(mode, &settings).await;
+    let user = app.verified_user().await;
+    let d = Driver::start_named(&label(mode, "rate-limit")).await;
+    d.goto(&app.url("/")).await;
+    for _ in 0..2 {
+        d.fill("Email", &user.email).await;
+        d.fill("Password", "a wrong password").await;
+        d.press("Sign in").await;
+        d.wait_text("The email or password is not right.").await;
+        d.assert_forgotten(&["a wrong password"]).await;
+        d.script("document.getElementById('message').textContent = ''")
+            .await;
+    }
+    d.fill("Email", &user.email).await;
+    d.fill("Password", "a wrong password").await;
+    d.press("Sign in").await;
+    d.wait_text("Too many attempts. Try again in 5 minutes.")
+        .await;
+    d.check_page("rate-limited").await;
+    d.shot("rate-limited").await;
+    d.quit().await;
+}
+
 /// Production mode is given its MFA sealing key; embedded mode makes its own.
 const MFA_KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
@@ -545,6 +573,7 @@ async fn totp_enrolment_then_sign_in_with_it(mode: Mode) {
 }
 
 both_modes!(
+    too_many_attempts_say_how_long_to_wait,
     totp_enrolment_then_sign_in_with_it,
     sign_up_verify_sign_in_and_sign_out,
     forgot_password_then_a_new_one,
