@@ -8,7 +8,7 @@
 #
 # PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379) are started when they
 # are not answering, and installed with apt-get when absent, as are Chromium and chromedriver
-# (for the web UI test) and PgBouncer (for the PostgreSQL deployment tests). Extra arguments go to `cargo test`.
+# (for the web UI tests), axe-core (npm, into /var/tmp/mbpanel-npm) and PgBouncer (for the PostgreSQL deployment tests). Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,6 +86,17 @@ ensure_browser() {
   fi
 }
 
+# The web UI tests run axe-core (npm package) in the page: installed once into a cache outside
+# the repository (MBPANEL_NPM_CACHE, default /var/tmp/mbpanel-npm); never committed.
+ensure_axe() {
+  local cache="${MBPANEL_NPM_CACHE:-/var/tmp/mbpanel-npm}"
+  export MBPANEL_AXE="$cache/node_modules/axe-core/axe.min.js"
+  [ -f "$MBPANEL_AXE" ] && return 0
+  command -v npm >/dev/null || apt_install npm
+  log "npm install axe-core into $cache"
+  npm install --silent --no-audit --no-fund --prefix "$cache" axe-core >/dev/null
+}
+
 # The PostgreSQL deployment tests run a private PgBouncer (transaction pooling) and private
 # PostgreSQL clusters (initdb, pg_basebackup; from the postgresql package above).
 ensure_pgbouncer() {
@@ -108,6 +119,7 @@ ensure_postgres
 ensure_redis
 ensure_redis_tools
 ensure_browser
+ensure_axe
 ensure_pgbouncer
 drop_leftover_test_databases
 log "PostgreSQL, Redis, PgBouncer and Chromium are ready; running cargo test"

@@ -180,7 +180,57 @@ impl Auth {
     }
 }
 
+/// What an invite's link may show before sign-in: the team, the role and who invited.
+#[derive(Debug, Clone)]
+pub struct InvitePreview {
+    pub team_name: String,
+    pub role_name: String,
+    pub inviter_name: String,
+    pub expires_at: crate::domain::time::Millis,
+}
+
 impl Auth {
+    /// The page behind an invite link names the team, role and inviter; an unknown, used,
+    /// revoked or expired invite (or one whose inviter lost the right) answers "Token expired
+    /// or invalid" and reveals nothing.
+    pub async fn invite_preview(&self, token: &str) -> Result<InvitePreview> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(Error::TokenInvalid);
+        }
+        let invite = self
+            .repo
+            .invite_by_token_hash(&tokens::hash_token(token))
+            .await?
+            .filter(|i| {
+                i.accepted_at.is_none() && i.revoked_at.is_none() && i.expires_at > now_ms()
+            })
+            .ok_or(Error::TokenInvalid)?;
+        if !self.inviter_still_entitled(&invite).await? {
+            return Err(Error::TokenInvalid);
+        }
+        let team = self
+            .repo
+            .membership(invite.invited_by_user_id, invite.team_id)
+            .await?
+            .ok_or(Error::TokenInvalid)?;
+        let role = self
+            .repo
+            .role(invite.role_id)
+            .await?
+            .ok_or(Error::TokenInvalid)?;
+        let inviter = self
+            .repo
+            .user_by_id(invite.invited_by_user_id)
+            .await?
+            .ok_or(Error::TokenInvalid)?;
+        Ok(InvitePreview {
+            team_name: team.team_name,
+            role_name: role.name,
+            inviter_name: inviter.name,
+            expires_at: invite.expires_at,
+        })
+    }
+
     /// Invites per team and per inviter per hour, and per invited address per day: a team
     /// cannot be used to mail arbitrary addresses in bulk, nor one address repeatedly.
     async fn limit_invites(&self, inviter: &TeamAccess, email: &str) -> Result<()> {

@@ -18,6 +18,7 @@ pub mod mfa;
 pub mod mfa_login;
 pub mod my_sessions;
 pub mod operator;
+pub mod otp_resend;
 pub mod password_strength;
 pub mod passwords;
 pub mod ports;

@@ -471,6 +471,87 @@ async fn exchange(c: &mut Contract, app: &TestApp, b: &Browser, preauth: &str) -
     .await
 }
 
+/// The second factor's operations, the pending approvals, a resent code and reauth.
+async fn mfa_tour(c: &mut Contract, app: &TestApp, b: &Browser, user: &TestUser) {
+    for path in ["/api/v1/auth/mfa", "/api/v1/auth/concurrent-login/pending"] {
+        let r = c
+            .send(app, As::Session(b), "get", path, &[], Body::None)
+            .await;
+        assert_eq!(r.status, 200, "{path} {}", r.text);
+    }
+    // A login waiting for its emailed code gets a new one.
+    let other = app.browser();
+    let body = json!({ "email": user.email, "password": user.password });
+    let login = c
+        .send(
+            app,
+            As::NoCsrf(&other),
+            "post",
+            "/api/v1/auth/login",
+            &[],
+            Body::Json(body),
+        )
+        .await;
+    assert_eq!(login.json["otp_required"], json!(true), "{}", login.text);
+    let body = json!({ "preauth_token": login.json["preauth_token"] });
+    let r = c
+        .send(
+            app,
+            As::NoCsrf(&other),
+            "post",
+            "/api/v1/auth/otp/resend",
+            &[],
+            Body::Json(body),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let send = async |c: &mut Contract, method: &str, path: &str, body: Body| {
+        let r = c.send(app, As::Session(b), method, path, &[], body).await;
+        assert_eq!(r.status, 200, "{method} {path} {}", r.text);
+        r
+    };
+    let body = Body::Json(json!({ "password": user.password }));
+    send(c, "post", "/api/v1/auth/reauth", body).await;
+    let e = send(c, "post", "/api/v1/auth/mfa/totp/enroll", Body::None).await;
+    let secret = e.json["secret"].as_str().unwrap().to_owned();
+    let code = crate::helpers::totp::code_at(&secret, crate::helpers::totp::now_seconds());
+    let body = Body::Json(json!({ "code": code }));
+    send(c, "post", "/api/v1/auth/mfa/totp/confirm", body).await;
+    let codes = send(c, "post", "/api/v1/auth/mfa/recovery-codes", Body::None).await;
+    let recovery = codes.json["recovery_codes"][0].as_str().unwrap().to_owned();
+    // A login from a new device passes the second factor with a recovery code.
+    let third = app.browser();
+    let body = json!({ "email": user.email, "password": user.password });
+    let login = c
+        .send(
+            app,
+            As::NoCsrf(&third),
+            "post",
+            "/api/v1/auth/login",
+            &[],
+            Body::Json(body),
+        )
+        .await;
+    assert_eq!(login.json["mfa_required"], json!(true), "{}", login.text);
+    let body = json!({
+        "preauth_token": login.json["preauth_token"],
+        "method": "recovery_code",
+        "code": recovery,
+    });
+    let r = c
+        .send(
+            app,
+            As::NoCsrf(&third),
+            "post",
+            "/api/v1/auth/mfa/verify",
+            &[],
+            Body::Json(body),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    send(c, "delete", "/api/v1/auth/mfa/totp", Body::None).await;
+}
+
 async fn every_answer_matches_the_document(mode: Mode) {
     let vz = fake_virtuozzo().await;
     let app = TestApp::spawn_with(
@@ -482,6 +563,10 @@ async fn every_answer_matches_the_document(mode: Mode) {
             ("EMAIL_REQUEST_RATE_LIMIT_IP", "100000"),
             ("INVITE_RATE_LIMIT_PER_HOUR", "100000"),
             ("VZ_VIRTUOZZO_SIGNIN_URL", &vz),
+            (
+                "MFA_SECRET_KEY",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            ),
             (
                 "VZ_CREDENTIALS_KEY",
                 "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
@@ -516,6 +601,11 @@ async fn every_answer_matches_the_document(mode: Mode) {
         let r = c.send(&app, As::Nobody, "get", path, &[], Body::None).await;
         assert_eq!(r.status, 200, "{path}");
     }
+    let file = [("file", "api.js".to_owned())];
+    let r = c
+        .send(&app, As::Nobody, "get", "/ui/{file}", &file, Body::None)
+        .await;
+    assert_eq!(r.status, 200, "/ui/api.js");
 
     // The owner: sign-up, verification, login, code, exchange.
     let owner = TestUser::random();
@@ -678,6 +768,18 @@ async fn every_answer_matches_the_document(mode: Mode) {
         .mail
         .wait_for_containing(&member.email, 0, "invited to join")
         .await;
+    let body = json!({ "token": link_token(&invite_mail) });
+    let r = c
+        .send(
+            &app,
+            As::Nobody,
+            "post",
+            "/api/v1/invites/preview",
+            &[],
+            Body::Json(body),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
     let m = sign_up_and_in(c, &app, &member).await;
     let body = json!({ "token": link_token(&invite_mail) });
     let r = c
@@ -1022,6 +1124,7 @@ async fn every_answer_matches_the_document(mode: Mode) {
     };
     let b = app.browser();
     assert_eq!(sign_in(c, &app, &b, &owner).await.status, 200);
+    mfa_tour(c, &app, &b, &owner).await;
     let r = c
         .send(
             &app,

@@ -31,5 +31,7 @@ mod session_core;
 mod sessions;
 mod teams;
 mod tokens;
+mod ui_flows;
 mod virtuozzo;
 mod web;
+mod web_support;

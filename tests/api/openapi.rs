@@ -24,6 +24,7 @@ async fn every_documented_operation_exists(mode: Mode) {
         }
         let concrete = path
             .replace("{decision}", "approve")
+            .replace("{file}", "api.js")
             .split('/')
             .map(|s| if s.starts_with('{') { "1" } else { s })
             .collect::<Vec<_>>()

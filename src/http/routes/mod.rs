@@ -11,6 +11,7 @@ mod mfa;
 mod pages;
 mod teams;
 mod virtuozzo;
+mod web_support;
 
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -35,6 +36,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::resend_verification))
         .routes(routes!(auth::login))
         .routes(routes!(auth::verify_otp))
+        .routes(routes!(web_support::resend_otp))
         .routes(routes!(auth::session_exchange))
         .routes(routes!(auth::me))
         .routes(routes!(auth::refresh))
@@ -47,6 +49,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(account::confirm_password_reset))
         .routes(routes!(account::change_password))
         .routes(routes!(concurrent::decide_by_link))
+        .routes(routes!(web_support::pending_approvals))
         .routes(routes!(concurrent::status))
         .routes(routes!(concurrent::decide))
         .routes(routes!(mfa::overview))
@@ -67,6 +70,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(teams::audit))
         .routes(routes!(teams::my_audit))
         .routes(routes!(teams::accept_invite))
+        .routes(routes!(web_support::invite_preview))
         .routes(routes!(teams::permissions))
         .routes(routes!(virtuozzo::status, virtuozzo::set_credentials))
         .routes(routes!(virtuozzo::refresh))
@@ -79,14 +83,22 @@ fn health() -> OpenApiRouter<AppState> {
         .routes(routes!(health::readyz))
 }
 
-/// Pages that emailed links open, and the web UI.
+/// The web UI: every page (also the ones emailed links open) is the same app, addressed by
+/// its path (history API routes), plus its static files.
 fn pages() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(pages::verify_email))
-        .routes(routes!(pages::reset_password))
-        .routes(routes!(pages::concurrent_login))
-        .routes(routes!(pages::invite))
-        .routes(routes!(pages::ui_index))
+        .routes(routes!(pages::page_home))
+        .routes(routes!(pages::page_register))
+        .routes(routes!(pages::page_forgot_password))
+        .routes(routes!(pages::page_reset_password))
+        .routes(routes!(pages::page_verify_email))
+        .routes(routes!(pages::page_concurrent_login))
+        .routes(routes!(pages::page_invite))
+        .routes(routes!(pages::page_account))
+        .routes(routes!(pages::page_security))
+        .routes(routes!(pages::page_teams))
+        .routes(routes!(pages::page_team))
         .routes(routes!(pages::ui_script))
         .routes(routes!(pages::ui_style))
+        .routes(routes!(pages::ui_module))
 }

@@ -1,178 +1,132 @@
-//! The small pages that emailed links open. Opening one changes nothing (mail scanners follow
-//! links); each page's button POSTs to the API.
+//! The web UI, served from the binary: one page (`index.html`) for every app route — the
+//! emailed links' pages included — and its script modules and style sheet. Opening a page
+//! changes nothing (mail scanners follow links); the page's buttons POST to the API.
 
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 
-use crate::http::openapi::tags;
+use crate::http::extract::ApiPath;
+use crate::http::openapi::{errors, tags};
+use crate::service::Error;
 
-const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'";
+/// External script and style only (no inline code), so the policy is strict everywhere.
+const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-fn page(title: &str, body: &str, script: &str) -> impl IntoResponse + use<> {
-    let html = format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title} · mbpanel</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}}button,input{{font-size:1rem;padding:.5rem 1rem;margin:.25rem 0}}</style>
-</head><body>
-<h1>{title}</h1>
-{body}
-<p id="result" role="status"></p>
-<script>
-const params = new URLSearchParams(location.search);
-const token = params.get('token') || '';
-async function post(path, payload) {{
-  const r = await fetch(path, {{method: 'POST', headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify(payload)}});
-  const body = await r.json().catch(() => ({{}}));
-  return [r.ok, body];
-}}
-function show(text) {{ document.getElementById('result').textContent = text; }}
-{script}
-</script>
-</body></html>"#
-    );
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, CSP),
-        ],
-        html,
-    )
-}
+const JS: &str = "text/javascript; charset=utf-8";
 
-/// The page of the emailed verification link; its button POSTs the token to `/api/v1/auth/verify-email`. Opening it changes nothing.
-#[utoipa::path(
-    get,
-    path = "/verify-email",
-    tag = tags::PAGES,
-    params(("token" = Option<String>, Query, description = "The emailed token (read by the page's script, never by the server)")),
-    responses((status = 200, description = "HTML page", content_type = "text/html", body = String))
-)]
-pub async fn verify_email() -> impl IntoResponse {
-    page(
-        "Verify your email",
-        r#"<p>Confirm the email address of your mbpanel account.</p><button id="go">Verify my email</button>"#,
-        r#"document.getElementById('go').onclick = async () => {
-  const [ok, body] = await post('/api/v1/auth/verify-email', {token});
-  show(ok ? 'Your email is verified. You can sign in now.' : (body.detail || 'Verification failed'));
-};"#,
-    )
-}
+/// The script modules under `/ui/`, embedded at build time.
+const MODULES: [(&str, &str); 7] = [
+    ("api.js", include_str!("../../web/api.js")),
+    ("dom.js", include_str!("../../web/dom.js")),
+    ("device.js", include_str!("../../web/device.js")),
+    ("getting_in.js", include_str!("../../web/getting_in.js")),
+    ("account.js", include_str!("../../web/account.js")),
+    ("teams.js", include_str!("../../web/teams.js")),
+    ("links.js", include_str!("../../web/links.js")),
+];
 
-/// The page of the emailed password-reset link; its form POSTs to `/api/v1/auth/password-reset/confirm`. Opening it changes nothing.
-#[utoipa::path(
-    get,
-    path = "/reset-password",
-    tag = tags::PAGES,
-    params(("token" = Option<String>, Query, description = "The emailed token (read by the page's script, never by the server)")),
-    responses((status = 200, description = "HTML page", content_type = "text/html", body = String))
-)]
-pub async fn reset_password() -> impl IntoResponse {
-    page(
-        "Choose a new password",
-        r#"<label>New password <input id="pw" type="password" autocomplete="new-password" minlength="8"></label><br><button id="go">Set password</button>"#,
-        r#"document.getElementById('go').onclick = async () => {
-  const password = document.getElementById('pw').value;
-  const [ok, body] = await post('/api/v1/auth/password-reset/confirm', {token, password});
-  show(ok ? 'Your password was changed and every session signed out. Sign in again.' : (body.detail || 'Reset failed'));
-};"#,
-    )
-}
-
-/// The page of the emailed approve/deny links (`?token=…&action=approve|deny`); its buttons POST to `/api/v1/auth/concurrent-login/email-decision`. Opening it changes nothing.
-#[utoipa::path(
-    get,
-    path = "/concurrent-login",
-    tag = tags::PAGES,
-    params(("token" = Option<String>, Query, description = "The emailed token (read by the page's script, never by the server)")),
-    responses((status = 200, description = "HTML page", content_type = "text/html", body = String))
-)]
-pub async fn concurrent_login() -> impl IntoResponse {
-    page(
-        "New sign-in to your account",
-        r#"<p>Someone is signing in to your mbpanel account while you are signed in elsewhere. Was it you?</p>
-<button id="approve">Approve</button> <button id="deny">Deny</button>"#,
-        r#"const suggested = params.get('action');
-if (suggested === 'approve' || suggested === 'deny') document.getElementById(suggested).autofocus = true;
-for (const action of ['approve', 'deny']) {
-  document.getElementById(action).onclick = async () => {
-    const [ok, body] = await post('/api/v1/auth/concurrent-login/email-decision', {token, action});
-    show(ok ? (action === 'approve' ? 'The sign-in was approved.' : 'The sign-in was denied.') : (body.detail || 'Failed'));
-  };
-}"#,
-    )
-}
-
-/// The page of the emailed invitation link; its button POSTs to `/api/v1/invites/accept`. Opening it changes nothing.
-#[utoipa::path(
-    get,
-    path = "/invite",
-    tag = tags::PAGES,
-    params(("token" = Option<String>, Query, description = "The emailed token (read by the page's script, never by the server)")),
-    responses((status = 200, description = "HTML page", content_type = "text/html", body = String))
-)]
-pub async fn invite() -> impl IntoResponse {
-    page(
-        "Join a team",
-        r#"<p>Sign in with the invited email address first, then accept the invitation.</p><button id="go">Accept invitation</button>"#,
-        r#"document.getElementById('go').onclick = async () => {
-  const csrf = (document.cookie.split('; ').find(c => c.startsWith('mbpanel_csrf=')) || '').split('=')[1] || '';
-  const r = await fetch('/api/v1/invites/accept', {method: 'POST', credentials: 'include',
-    headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf}, body: JSON.stringify({token})});
-  const body = await r.json().catch(() => ({}));
-  show(r.ok ? 'You joined the team.' : (body.detail || 'Failed'));
-};"#,
-    )
-}
-
-/// The web UI: external script and style only (no inline code), so its CSP is strict.
-const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse + use<> {
+fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CONTENT_SECURITY_POLICY, UI_CSP),
+            (header::CACHE_CONTROL, "no-cache"),
         ],
         body,
     )
+        .into_response()
 }
 
-/// The web UI (embedded in the binary).
-#[utoipa::path(
-    get,
-    path = "/",
-    tag = tags::PAGES,
-    responses((status = 200, description = "The web UI", content_type = "text/html", body = String))
-)]
-pub async fn ui_index() -> impl IntoResponse {
+fn app_page() -> Response {
     asset(
         "text/html; charset=utf-8",
         include_str!("../../web/index.html"),
     )
 }
 
-/// The web UI's script (embedded in the binary).
+/// One documented route per addressable page of the app (history API routes); each serves
+/// the same `index.html`, whose script shows the page the path names.
+macro_rules! app_pages {
+    ($($name:ident $path:literal $what:literal),* $(,)?) => {
+        $(
+            #[doc = $what]
+            #[utoipa::path(
+                get,
+                path = $path,
+                tag = tags::PAGES,
+                params(("token" = Option<String>, Query,
+                    description = "On the emailed links' pages: the token (read by the page's script, never by the server)")),
+                responses((status = 200, description = $what, content_type = "text/html", body = String))
+            )]
+            pub async fn $name() -> Response {
+                app_page()
+            }
+        )*
+    };
+}
+
+app_pages!(
+    page_home "/" "The web UI: sign in (or the signed-in user's home).",
+    page_register "/register" "Create an account.",
+    page_forgot_password "/forgot-password" "Request a password-reset link.",
+    page_reset_password "/reset-password" "The emailed reset link's page: choose a new password (the form POSTs; opening it changes nothing).",
+    page_verify_email "/verify-email" "The emailed verification link's page (its button POSTs; opening it changes nothing).",
+    page_concurrent_login "/concurrent-login" "The emailed approve/deny link's page (`?token=…&action=approve|deny`; its buttons POST).",
+    page_invite "/invite" "The emailed invitation's page: names the team, role and inviter; leads through sign-in or sign-up.",
+    page_account "/account" "Account: profile, password, sessions, pending approvals, audit.",
+    page_security "/security" "Security: authenticator app, passkeys, recovery codes.",
+    page_teams "/teams" "Teams: switch, create.",
+);
+
+/// A team's page: members, roles, invites, audit, Virtuozzo.
+#[utoipa::path(
+    get,
+    path = "/teams/{team_id}",
+    tag = tags::PAGES,
+    params(("team_id" = String, Path, description = "The team's id (read by the page's script)")),
+    responses((status = 200, description = "A team's page", content_type = "text/html", body = String))
+)]
+pub async fn page_team(ApiPath(_team): ApiPath<String>) -> Response {
+    app_page()
+}
+
+/// The web UI's entry script.
 #[utoipa::path(
     get,
     path = "/app.js",
     tag = tags::PAGES,
     responses((status = 200, description = "The web UI's script", content_type = "text/javascript", body = String))
 )]
-pub async fn ui_script() -> impl IntoResponse {
-    asset(
-        "text/javascript; charset=utf-8",
-        include_str!("../../web/app.js"),
-    )
+pub async fn ui_script() -> Response {
+    asset(JS, include_str!("../../web/app.js"))
 }
 
-/// The web UI's style sheet (embedded in the binary).
+/// The web UI's style sheet.
 #[utoipa::path(
     get,
     path = "/app.css",
     tag = tags::PAGES,
     responses((status = 200, description = "The web UI's style sheet", content_type = "text/css", body = String))
 )]
-pub async fn ui_style() -> impl IntoResponse {
+pub async fn ui_style() -> Response {
     asset("text/css; charset=utf-8", include_str!("../../web/app.css"))
+}
+
+/// One of the web UI's script modules (`api.js`, `dom.js`, `device.js`, `getting_in.js`,
+/// `account.js`, `teams.js`, `links.js`).
+#[utoipa::path(
+    get,
+    path = "/ui/{file}",
+    tag = tags::PAGES,
+    params(("file" = String, Path, description = "The module's file name")),
+    responses(
+        (status = 200, description = "The module", content_type = "text/javascript", body = String),
+        errors::NotFound,
+    )
+)]
+pub async fn ui_module(ApiPath(file): ApiPath<String>) -> Response {
+    match MODULES.iter().find(|(name, _)| *name == file) {
+        Some((_, body)) => asset(JS, body),
+        None => Error::NotFound.into_response(),
+    }
 }

@@ -1,0 +1,584 @@
+//! The web UI end to end in headless Chromium, in both modes: every control is found by its
+//! accessible name (label or button text), every step is photographed (see README, "Web UI"),
+//! axe-core runs on each page (no serious or critical violation) and no page scrolls sideways
+//! at 390 px or 1440 px.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_modes;
+use crate::browser::Driver;
+use crate::helpers::app::{Browser, expect};
+use crate::helpers::{Mode, TestApp, TestUser};
+use crate::helpers::{smtp, totp};
+
+fn label(mode: Mode, test: &str) -> String {
+    format!("{}-{test}", format!("{mode:?}").to_lowercase())
+}
+
+/// Many sign-ins from one address within a test.
+const SETTINGS: &[(&str, &str)] = &[
+    ("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "1000"),
+    ("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", "1000"),
+];
+
+/// Email and password, then the emailed code; ends on the account page.
+async fn sign_in(d: &Driver, app: &TestApp, user: &TestUser, password: &str) {
+    let before = app.mail.count_to(&user.email);
+    d.fill("Email", &user.email).await;
+    d.fill("Password", password).await;
+    d.press("Sign in").await;
+    d.wait_text("We sent a 6-digit code").await;
+    let code = smtp::otp_code(
+        &app.mail
+            .wait_for_containing(&user.email, before, "verification code")
+            .await,
+    );
+    d.fill("Code", &code).await;
+    d.press("Verify").await;
+}
+
+async fn on_account_page(d: &Driver, user: &TestUser) {
+    d.wait_text(&format!("{} · {}", user.name, user.email))
+        .await;
+    d.wait_text("This device").await;
+}
+
+async fn sign_up_verify_sign_in_and_sign_out(mode: Mode) {
+    let app = TestApp::spawn_with(mode, SETTINGS).await;
+    let d = Driver::start_named(&label(mode, "sign-up")).await;
+    let user = TestUser::random();
+    d.goto(&app.url("/register")).await;
+    d.wait_text("Create an account").await;
+    d.check_page("register").await;
+    d.shot("register").await;
+    d.press("Create account").await;
+    d.wait_text("Enter your name.").await; // the error beside its field
+    d.shot("register-error").await;
+    d.fill("Your name", &user.name).await;
+    d.fill("Email", &user.email).await;
+    d.fill("Password", &user.password).await;
+    d.press("Create account").await;
+    d.wait_text(&format!("We have sent a link to {}", user.email))
+        .await;
+    d.shot("check-email").await;
+    d.press("Send the link again").await;
+    d.wait_text("we have sent a new link").await;
+
+    let mail = app
+        .mail
+        .wait_for_containing(&user.email, 0, "Verify your email")
+        .await;
+    d.goto(&app.url(&format!("/verify-email?token={}", smtp::link_token(&mail))))
+        .await;
+    d.wait_text("Confirm the email address").await;
+    d.check_page("verify-email").await;
+    d.shot("verify-email").await;
+    d.press("Verify my email").await;
+    d.wait_text("Your email is verified").await;
+    d.shot("verified").await;
+
+    // A wrong code says how many attempts are left; a new code replaces the old one.
+    let before = app.mail.count_to(&user.email);
+    d.fill("Email", &user.email).await;
+    d.fill("Password", &user.password).await;
+    d.press("Sign in").await;
+    d.wait_text("We sent a 6-digit code").await;
+    let first = smtp::otp_code(
+        &app.mail
+            .wait_for_containing(&user.email, before, "verification code")
+            .await,
+    );
+    d.check_page("code").await;
+    d.shot("code").await;
+    let wrong = if first == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    d.fill("Code", wrong).await;
+    d.press("Verify").await;
+    d.wait_text("That code is not right. 4 attempts left.")
+        .await;
+    d.shot("wrong-code").await;
+    let before = app.mail.count_to(&user.email);
+    d.press("Send a new code").await;
+    d.wait_text("We have sent a new code").await;
+    let code = smtp::otp_code(
+        &app.mail
+            .wait_for_containing(&user.email, before, "verification code")
+            .await,
+    );
+    d.fill("Code", &code).await;
+    d.press("Verify").await;
+    on_account_page(&d, &user).await;
+    d.wait_text("Chrome on Linux").await;
+    d.check_page("account").await;
+    d.shot("account").await;
+
+    d.press("Sign out").await;
+    d.wait_text("You were signed out.").await;
+    d.assert_forgotten(&[&user.password, &code, wrong]).await;
+    d.shot("signed-out").await;
+    d.quit().await;
+}
+
+async fn forgot_password_then_a_new_one(mode: Mode) {
+    let app = TestApp::spawn_with(mode, SETTINGS).await;
+    let user = app.verified_user().await;
+    let d = Driver::start_named(&label(mode, "forgot-password")).await;
+    d.goto(&app.url("/")).await;
+    d.press("Forgot your password?").await;
+    d.wait_text("we will send you a link").await;
+    d.check_page("forgot-password").await;
+    d.fill("Email", &user.email).await;
+    d.press("Send reset link").await;
+    d.wait_text("we have sent a link to choose a new password")
+        .await;
+    d.shot("forgot-password").await;
+    let mail = app
+        .mail
+        .wait_for_containing(&user.email, 0, "Reset your mbpanel password")
+        .await;
+    d.goto(&app.url(&format!(
+        "/reset-password?token={}",
+        smtp::link_token(&mail)
+    )))
+    .await;
+    d.wait_text("Choose a new password").await;
+    d.check_page("reset-password").await;
+    let new_password = "a fresh and long passphrase";
+    d.fill("New password", new_password).await;
+    d.fill("Repeat the new password", "something else entirely")
+        .await;
+    d.press("Set new password").await;
+    d.wait_text("The two passwords are not the same.").await;
+    d.shot("reset-mismatch").await;
+    d.fill("Repeat the new password", new_password).await;
+    d.press("Set new password").await;
+    d.wait_text("Your password was changed").await;
+    d.assert_forgotten(&[new_password]).await;
+    d.shot("reset-done").await;
+    sign_in(&d, &app, &user, new_password).await;
+    on_account_page(&d, &user).await;
+    d.quit().await;
+}
+
+async fn approval_listed_after_a_reload_then_revoke(mode: Mode) {
+    let app = TestApp::spawn_with(mode, SETTINGS).await;
+    let user = app.verified_user().await;
+    let d = Driver::start_named(&label(mode, "approval")).await;
+    d.goto(&app.url("/")).await;
+    sign_in(&d, &app, &user, &user.password).await;
+    on_account_page(&d, &user).await;
+
+    let other = app.browser();
+    let preauth = app.login_verified(&other, &user).await;
+    let exchange = json!({ "preauth_token": preauth });
+    let r = other
+        .post("/api/v1/auth/session-exchange", exchange.clone())
+        .await;
+    expect(r, StatusCode::LOCKED).await;
+    d.wait_text("New sign-in from").await; // live
+    d.shot("approval-live").await;
+    // A reload lists it from the server.
+    d.goto(&app.url("/account")).await;
+    d.wait_text("New sign-in from Unknown device").await;
+    d.check_page("approval").await;
+    d.shot("approval").await;
+    d.press("Approve").await;
+    d.wait_text("Sign-in approved.").await;
+    d.wait_for(
+        "the decided card without buttons",
+        "return document.querySelectorAll('#approvals button').length === 0",
+    )
+    .await;
+    let r = other.post("/api/v1/auth/session-exchange", exchange).await;
+    expect(r, StatusCode::OK).await;
+    d.wait_for(
+        "two sessions",
+        "return document.querySelectorAll('#sessions li').length === 2",
+    )
+    .await;
+    d.press("Revoke Unknown device").await;
+    d.wait_text("That device will have to sign in again.").await;
+    d.shot("revoke-confirmation").await;
+    d.press("Revoke").await;
+    d.wait_text("Unknown device was signed out.").await;
+    d.wait_for(
+        "one session",
+        "return document.querySelectorAll('#sessions li').length === 1",
+    )
+    .await;
+    expect(other.me().await, StatusCode::UNAUTHORIZED).await;
+    d.shot("revoked").await;
+    d.quit().await;
+}
+
+async fn team_role_id(b: &Browser, team: i64, name: &str) -> i64 {
+    let roles = expect(
+        b.get(&format!("/api/v1/teams/{team}/roles")).await,
+        StatusCode::OK,
+    )
+    .await;
+    roles["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn invite_accepted_by_a_new_user(mode: Mode) {
+    let app = TestApp::spawn_with(mode, SETTINGS).await;
+    let owner = TestUser {
+        name: "Olivia Owner".into(),
+        ..TestUser::random()
+    };
+    app.register_and_verify(&owner).await;
+    let owner_b = app.signed_in(&owner).await;
+    let team = owner_b.team_id().await;
+    let member_role = team_role_id(&owner_b, team, "Member").await;
+    let newcomer = TestUser {
+        name: "Nina Newcomer".into(),
+        ..TestUser::random()
+    };
+    let r = owner_b
+        .send(
+            Method::POST,
+            &format!("/api/v1/teams/{team}/invites"),
+            Some(json!({ "email": newcomer.email, "role_id": member_role })),
+        )
+        .await;
+    expect(r, StatusCode::CREATED).await;
+    let invite = app
+        .mail
+        .wait_for_containing(&newcomer.email, 0, "invited to join")
+        .await;
+    let token = smtp::link_token(&invite);
+
+    let d = Driver::start_named(&label(mode, "invite")).await;
+    d.goto(&app.url(&format!("/invite?token={token}"))).await;
+    d.wait_text("Olivia Owner invited you to join Olivia Owner's team as Member")
+        .await;
+    d.check_page("invite").await;
+    d.shot("invite").await;
+    d.press("Create an account to accept").await;
+    d.fill("Your name", &newcomer.name).await;
+    d.fill("Email", &newcomer.email).await;
+    d.fill("Password", &newcomer.password).await;
+    d.press("Create account").await;
+    d.wait_text("We have sent a link to").await;
+    let mail = app
+        .mail
+        .wait_for_containing(&newcomer.email, 0, "Verify your email")
+        .await;
+    d.goto(&app.url(&format!("/verify-email?token={}", smtp::link_token(&mail))))
+        .await;
+    d.press("Verify my email").await;
+    d.wait_text("Your email is verified").await;
+    sign_in(&d, &app, &newcomer, &newcomer.password).await;
+    // Signed in, the invitation shows again to be accepted.
+    d.wait_text("Olivia Owner invited you to join").await;
+    d.press("Accept invitation").await;
+    d.wait_text("You joined the team.").await;
+    d.wait_text("Your role: Member").await;
+    d.shot("joined").await;
+    let members = expect(
+        owner_b.get(&format!("/api/v1/teams/{team}/members")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["email"] == newcomer.email.as_str() && m["role"]["name"] == "Member"),
+        "{members}"
+    );
+    d.quit().await;
+}
+
+/// The owner signs in in the browser while signed in elsewhere: the page waits for approval,
+/// given from the other session through the pending list.
+async fn sign_in_with_approval(d: &Driver, app: &TestApp, user: &TestUser, existing: &Browser) {
+    d.goto(&app.url("/")).await;
+    sign_in(d, app, user, &user.password).await;
+    d.wait_text("Waiting for approval").await;
+    d.check_page("waiting").await;
+    d.shot("waiting").await;
+    let pending: Value = expect(
+        existing.get("/api/v1/auth/concurrent-login/pending").await,
+        StatusCode::OK,
+    )
+    .await;
+    let token = pending["pending"][0]["token"].as_str().unwrap().to_owned();
+    let r = existing
+        .post_csrf(&format!("/api/v1/auth/concurrent-login/{token}/approve"))
+        .await;
+    expect(r, StatusCode::OK).await;
+    on_account_page(d, user).await;
+}
+
+async fn member_role_change_and_audit(mode: Mode) {
+    let app = TestApp::spawn_with(mode, SETTINGS).await;
+    let owner = app.verified_user().await;
+    let owner_b = app.signed_in(&owner).await;
+    let team = owner_b.team_id().await;
+    let member_role = team_role_id(&owner_b, team, "Member").await;
+    let (member, _member_b) = app.join_team(&owner_b, team, member_role).await;
+
+    let d = Driver::start_named(&label(mode, "team")).await;
+    sign_in_with_approval(&d, &app, &owner, &owner_b).await;
+    d.wait_text("Your recent activity").await;
+    d.wait_text("Login password verified").await; // the own audit
+    d.press("Team").await;
+    d.wait_text(&member.email).await;
+    d.wait_text("Team audit log").await;
+    d.check_page("team").await;
+    d.shot("team").await;
+    d.choose(&format!("Role for {}", member.email), "Admin")
+        .await;
+    // The last authentication is old: the change asks for the password first (step-up).
+    app.storage
+        .sql("UPDATE active_sessions SET authenticated_at = 1")
+        .await;
+    d.press(&format!("Change role of {}", member.email)).await;
+    d.wait_text("This change needs your password again.").await;
+    d.shot("step-up").await;
+    d.fill("Password", "not the password").await;
+    d.press("Confirm").await;
+    d.wait_text("That password is not right.").await;
+    d.fill("Password", &owner.password).await;
+    d.press("Confirm").await;
+    d.wait_text(&format!("{} is now Admin.", member.email))
+        .await;
+    d.wait_text("Member role changed").await; // the team audit
+    d.shot("role-changed").await;
+    let members = expect(
+        owner_b.get(&format!("/api/v1/teams/{team}/members")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["email"] == member.email.as_str() && m["role"]["name"] == "Admin"),
+        "{members}"
+    );
+
+    // The switcher is labelled and switches only on its button, never on an arrow key; a long
+    // team name does not widen the page.
+    let long_name = "The Extraordinarily Long-Named Operations And Infrastructure Team Of Examples";
+    let r = owner_b
+        .send(
+            Method::POST,
+            "/api/v1/teams",
+            Some(json!({ "name": long_name })),
+        )
+        .await;
+    let other_team = expect(r, StatusCode::CREATED).await["id"].as_i64().unwrap();
+    d.press("Account").await;
+    d.wait_text("Your sessions").await;
+    d.wait_for(
+        "the new team in the switcher",
+        "return document.getElementById('team-switcher').options.length === 2",
+    )
+    .await;
+    d.keys("Team", "\u{E015}").await;
+    d.keys("Team", "\u{E013}").await;
+    d.keys("Team", "\u{E015}").await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(
+        ui_session_team(&owner_b).await,
+        team,
+        "an arrow key switched the team"
+    );
+    d.choose("Team", long_name).await;
+    d.press("Switch team").await;
+    d.wait_text(&format!("You are now working in {long_name}."))
+        .await;
+    assert_eq!(ui_session_team(&owner_b).await, other_team);
+    d.check_page("long-team-name").await;
+    d.shot("switched").await;
+    d.quit().await;
+}
+
+/// The team of the browser's session, as the other session's list shows it.
+async fn ui_session_team(existing: &Browser) -> i64 {
+    let list = expect(existing.get("/api/v1/auth/sessions").await, StatusCode::OK).await;
+    list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == false)
+        .unwrap()["team_id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// The event stream ends when the access token expires; the page refreshes it and listens
+/// again, so an approval request made after the expiry still shows live.
+async fn live_approvals_outlive_the_access_token(mode: Mode) {
+    let mut settings = SETTINGS.to_vec();
+    settings.push(("ACCESS_TOKEN_TTL_MINUTES", "1"));
+    let app = TestApp::spawn_with(mode, &settings).await;
+    let user = app.verified_user().await;
+    let d = Driver::start_named(&label(mode, "expiry")).await;
+    d.goto(&app.url("/")).await;
+    sign_in(&d, &app, &user, &user.password).await;
+    on_account_page(&d, &user).await;
+    tokio::time::sleep(std::time::Duration::from_secs(66)).await;
+    let other = app.browser();
+    let preauth = app.login_verified(&other, &user).await;
+    let exchange = json!({ "preauth_token": preauth });
+    let r = other
+        .post("/api/v1/auth/session-exchange", exchange.clone())
+        .await;
+    expect(r, StatusCode::LOCKED).await;
+    d.wait_text("New sign-in from Unknown device").await;
+    d.press("Approve").await;
+    d.wait_text("Sign-in approved.").await;
+    let r = other.post("/api/v1/auth/session-exchange", exchange).await;
+    expect(r, StatusCode::OK).await;
+    d.shot("approved-after-expiry").await;
+
+    // Signed out from the other device: the page says so and keeps nothing.
+    let r = expect(
+        other.post_csrf("/api/v1/auth/logout-all").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(r["sessions_ended"], 2);
+    d.wait_for(
+        "the sign-in form",
+        "return !document.getElementById('signin').hidden && /signed out|session has ended/.test(document.getElementById('message').textContent)",
+    )
+    .await;
+    d.assert_forgotten(&[&user.password]).await;
+    d.quit().await;
+}
+
+/// A wrong password is named in plain words in the page message; past the limit
+/// the page says how long to wait, and the password field is empty each time.
+async fn too_many_attempts_say_how_long_to_wait(mode: Mode) {
+    let mut settings = SETTINGS.to_vec();
+    settings.push(("LOGIN_RATE_LIMIT_ATTEMPTS", "2"));
+    let app = TestApp::spawn_with(mode, &settings).await;
+    let user = app.verified_user().await;
+    let d = Driver::start_named(&label(mode, "rate-limit")).await;
+    d.goto(&app.url("/")).await;
+    for _ in 0..2 {
+        d.fill("Email", &user.email).await;
+        d.fill("Password", "a wrong password").await;
+        d.press("Sign in").await;
+        d.wait_text("The email or password is not right.").await;
+        d.assert_forgotten(&["a wrong password"]).await;
+        d.script("document.getElementById('message').textContent = ''")
+            .await;
+    }
+    d.fill("Email", &user.email).await;
+    d.fill("Password", "a wrong password").await;
+    d.press("Sign in").await;
+    d.wait_text("Too many attempts. Try again in 5 minutes.")
+        .await;
+    d.check_page("rate-limited").await;
+    d.shot("rate-limited").await;
+    d.quit().await;
+}
+
+/// Production mode is given its MFA sealing key; embedded mode makes its own.
+const MFA_KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// Enrolment shows the key and the otpauth link as text, the recovery codes once; the next
+/// sign-in from a new device asks for the authenticator code instead of an emailed one.
+async fn totp_enrolment_then_sign_in_with_it(mode: Mode) {
+    let mut settings = SETTINGS.to_vec();
+    if mode == Mode::Production {
+        settings.push(("MFA_SECRET_KEY", MFA_KEY_B64));
+    }
+    let app = TestApp::spawn_with(mode, &settings).await;
+    let user = app.verified_user().await;
+    let d = Driver::start_named(&label(mode, "totp")).await;
+    d.goto(&app.url("/")).await;
+    sign_in(&d, &app, &user, &user.password).await;
+    on_account_page(&d, &user).await;
+    d.press("Set up an authenticator app").await;
+    d.wait_text("Add this account to your authenticator app")
+        .await;
+    let secret = d
+        .script("return document.getElementById('totp-secret').textContent")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uri = d
+        .script("return document.getElementById('totp-uri').textContent")
+        .await;
+    assert!(
+        uri.as_str().unwrap().starts_with("otpauth://totp/"),
+        "{uri}"
+    );
+    d.check_page("totp-enrolment").await;
+    d.shot("totp-enrolment").await;
+    let now = totp::now_seconds();
+    d.fill("Code from the app", &totp::code_at(&secret, now))
+        .await;
+    d.press("Turn on").await;
+    d.wait_text("Keep these recovery codes somewhere safe")
+        .await;
+    let codes = d
+        .script("return [...document.querySelectorAll('#recovery-codes li')].map((li) => li.textContent)")
+        .await;
+    let codes: Vec<String> = serde_json::from_value(codes).unwrap();
+    assert_eq!(codes.len(), 10);
+    d.shot("recovery-codes").await;
+    d.press("I have saved them").await;
+    d.wait_text("Two-step sign-in is on (authenticator app). Recovery codes left: 10.")
+        .await;
+    let mut secrets: Vec<&str> = codes.iter().map(String::as_str).collect();
+    secrets.push(&secret);
+    d.assert_forgotten(&secrets).await;
+
+    // A new device: the second step is the authenticator code, not an emailed one.
+    d.press("Sign out").await;
+    d.wait_text("You were signed out.").await;
+    // The device cookie lives under /api/v1/auth: forget it there.
+    d.goto(&app.url("/api/v1/auth/me")).await;
+    d.cmd(Method::DELETE, "/cookie", json!({})).await;
+    d.goto(&app.url("/")).await;
+    let mails = app.mail.count_to(&user.email);
+    d.fill("Email", &user.email).await;
+    d.fill("Password", &user.password).await;
+    d.press("Sign in").await;
+    d.wait_text("How do you want to confirm it is you?").await;
+    d.check_page("second-step").await;
+    d.shot("second-step").await;
+    let code = totp::code_at(&secret, now + 30);
+    d.fill("Code", &code).await;
+    d.press("Continue").await;
+    on_account_page(&d, &user).await;
+    d.wait_text("Two-step sign-in is on").await;
+    assert_eq!(app.mail.count_to(&user.email), mails, "no emailed code");
+    d.shot("signed-in-with-totp").await;
+    d.press("Sign out").await;
+    d.wait_text("You were signed out.").await;
+    d.assert_forgotten(&[&user.password, &code, &secret]).await;
+    d.quit().await;
+}
+
+both_modes!(
+    too_many_attempts_say_how_long_to_wait,
+    totp_enrolment_then_sign_in_with_it,
+    sign_up_verify_sign_in_and_sign_out,
+    forgot_password_then_a_new_one,
+    approval_listed_after_a_reload_then_revoke,
+    invite_accepted_by_a_new_user,
+    member_role_change_and_audit,
+    live_approvals_outlive_the_access_token,
+);
