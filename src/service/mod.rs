@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bus;
 pub mod cache;
+pub mod clock;
 pub mod concurrent;
 pub mod credentials;
 pub mod diagnostics;
@@ -128,6 +129,8 @@ pub struct Auth {
     pub(crate) bus: bus::Bus,
     pub(crate) vault: vault::CredentialVault,
     pub(crate) virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
+    /// Every "now" of the use cases.
+    pub(crate) clock: Arc<dyn clock::Clock>,
 }
 
 /// The outside world the service talks to, chosen once by the wiring.
@@ -137,6 +140,8 @@ pub struct Adapters {
     pub virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
     /// Wakes the email outbox worker when a message is queued.
     pub outbox_wakeup: Arc<Notify>,
+    /// The time (`clock::SystemClock` outside tests).
+    pub clock: Arc<dyn clock::Clock>,
 }
 
 impl Auth {
@@ -152,6 +157,7 @@ impl Auth {
             store,
             virtuozzo,
             outbox_wakeup,
+            clock,
         } = adapters;
         Self {
             repo,
@@ -166,7 +172,17 @@ impl Auth {
             bus: bus::Bus::default(),
             vault,
             virtuozzo,
+            clock,
         }
+    }
+
+    /// Now, by the service's clock.
+    pub fn now_ms(&self) -> crate::domain::time::Millis {
+        self.clock.now_ms()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn clock::Clock> {
+        &self.clock
     }
 
     pub fn settings(&self) -> &AuthSettings {

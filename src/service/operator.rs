@@ -11,7 +11,7 @@ use super::ports::SessionRecord;
 use super::{Auth, ClientInfo, Error, Result, keys, tokens};
 use crate::domain::SessionId;
 use crate::domain::email::Email;
-use crate::domain::time::{Millis, ms, now_ms, rfc3339};
+use crate::domain::time::{Millis, ms, rfc3339};
 
 /// Whose counters: an account (by its normalised email) or a client address.
 pub enum RateLimitSubject {
@@ -222,7 +222,7 @@ impl Auth {
             Some(sid) if explanation.signature_ok => self.repo.session(sid).await?,
             _ => None,
         };
-        let now = now_ms();
+        let now = self.now_ms();
         let (cause, fix): (String, &'static str) = if cookie.is_empty() {
             (
                 "the mbpanel_csrf cookie is not sent".into(),
@@ -316,7 +316,7 @@ impl Auth {
                 });
             }
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let idle = ms(self.settings.refresh_idle_timeout);
         for (s, reason) in self.repo.recent_sessions(user.id, 20).await? {
             entries.push(session_words(&s, reason.as_deref(), now, idle));
@@ -372,7 +372,7 @@ fn session_words(s: &SessionRecord, reason: Option<&str>, now: Millis, idle: Mil
                 name(s.id),
                 s.team_id,
                 rfc3339(s.last_seen_at),
-                relative(s.last_seen_at)
+                relative(s.last_seen_at, now)
             ),
             fix: None,
         },

@@ -193,7 +193,7 @@ pub async fn list_invites(
             let status = match (i.accepted_at, i.revoked_at) {
                 (Some(_), _) => "accepted",
                 (None, Some(_)) => "revoked",
-                _ if i.expires_at <= crate::domain::time::now_ms() => "expired",
+                _ if i.expires_at <= s.auth.now_ms() => "expired",
                 _ => "pending",
             };
             json!({
