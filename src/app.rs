@@ -193,11 +193,17 @@ async fn announce_instance(
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build_with(config, crate::service::clock::system()).await
+        Self::build_with(config, crate::service::clock::system(), None).await
     }
 
-    /// `build` on the given clock (the test harness passes a `ManualClock`).
-    pub async fn build_with(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    /// `build` on the given clock (the test harness passes a `ManualClock`), serving on
+    /// `listener` when given (already bound: no window in which another process takes the
+    /// port) instead of binding `BIND_ADDR`.
+    pub async fn build_with(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        listener: Option<std::net::TcpListener>,
+    ) -> anyhow::Result<Self> {
         if config.jwt_secret_generated {
             tracing::warn!(
                 "JWT_SECRET_KEY is not set: using the key generated under {} (set JWT_SECRET_KEY to share it with other services)",
@@ -268,9 +274,15 @@ impl Application {
                 store_name,
             },
         };
-        let listener = TcpListener::bind(config.bind_addr)
-            .await
-            .with_context(|| format!("cannot listen on BIND_ADDR {}", config.bind_addr))?;
+        let listener = match listener {
+            Some(listener) => {
+                listener.set_nonblocking(true)?;
+                TcpListener::from_std(listener)?
+            }
+            None => TcpListener::bind(config.bind_addr)
+                .await
+                .with_context(|| format!("cannot listen on BIND_ADDR {}", config.bind_addr))?,
+        };
         let address = listener.local_addr()?;
         let instance_id = crate::service::tokens::random_jti();
         tokio::spawn(announce_instance(

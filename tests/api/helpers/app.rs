@@ -463,7 +463,6 @@ impl TestApp {
     ) -> TestApp {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        drop(listener);
         let mut settings: HashMap<String, String> = [
             ("BIND_ADDR", format!("127.0.0.1:{port}")),
             ("BASE_URL", format!("http://127.0.0.1:{port}")),
@@ -498,7 +497,7 @@ impl TestApp {
         }
         let config =
             Config::from_env(&Env::from_map(settings.clone())).expect("valid test configuration");
-        let app = Application::build_with(config, storage.clock.clone())
+        let app = Application::build_with(config, storage.clock.clone(), Some(listener))
             .await
             .expect("application starts");
         let port = app.port();
