@@ -8,6 +8,8 @@ mod accounts;
 mod events;
 mod invites;
 pub mod migrations;
+#[cfg(test)]
+mod placeholders;
 pub mod postgres;
 mod retention;
 mod sessions;
