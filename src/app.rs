@@ -256,6 +256,7 @@ impl Application {
             Arc::clone(&repo),
             sender,
             outbox_wakeup,
+            Arc::clone(auth.clock()),
             stop,
         ));
         tokio::spawn(async move {
