@@ -13,6 +13,7 @@ use crate::http::cookies::CookieFactory;
 use crate::http::state::Readiness;
 use crate::http::{self, AppState};
 use crate::mail;
+use crate::service::clock::Clock;
 use crate::service::passwords::PasswordHasher;
 use crate::service::ports::{EphemeralStore, Repository};
 use crate::service::tokens::TokenKeys;
@@ -39,9 +40,14 @@ pub struct Application {
 }
 
 /// The ephemeral store chosen by the configuration, with the name `/readyz` gives it.
-pub fn ephemeral_store(config: &Config) -> anyhow::Result<(Arc<dyn EphemeralStore>, &'static str)> {
+pub fn ephemeral_store(
+    config: &Config,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<(Arc<dyn EphemeralStore>, &'static str)> {
     Ok(match &config.ephemeral {
-        EphemeralBackend::Memory { max_keys } => (MemoryStore::start(*max_keys), "memory"),
+        EphemeralBackend::Memory { max_keys } => {
+            (MemoryStore::start(*max_keys, Arc::clone(clock)), "memory")
+        }
         EphemeralBackend::Redis {
             shape,
             key_prefix,
@@ -54,7 +60,8 @@ pub fn ephemeral_store(config: &Config) -> anyhow::Result<(Arc<dyn EphemeralStor
                     key_prefix,
                     config.redis_timeout,
                 )
-                .context("Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES)")?,
+                .context("Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES)")?
+                .with_clock(Arc::clone(clock)),
             ),
             "redis",
         ),
@@ -75,15 +82,20 @@ pub struct Services {
 impl Services {
     /// Connects the stores chosen by the configuration and applies pending migrations.
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
-        Self::connect_with(config, true).await
+        Self::connect_with(config, true, crate::service::clock::system()).await
     }
 
     /// Connects without touching the schema: for commands that only inspect or administer.
     pub async fn connect_without_migrating(config: &Config) -> anyhow::Result<Self> {
-        Self::connect_with(config, false).await
+        Self::connect_with(config, false, crate::service::clock::system()).await
     }
 
-    async fn connect_with(config: &Config, migrate: bool) -> anyhow::Result<Self> {
+    /// Connects on the given clock (tests pass a `ManualClock`) and migrates when `migrate`.
+    pub async fn connect_with(
+        config: &Config,
+        migrate: bool,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let sql = SqlStore::connect(config)
             .await
             .context("cannot connect to the database (DATABASE_URL)")?;
@@ -94,7 +106,7 @@ impl Services {
             }
         }
         let repo: Arc<dyn Repository> = Arc::new(sql);
-        let (store, store_name) = ephemeral_store(config)?;
+        let (store, store_name) = ephemeral_store(config, &clock)?;
         let outbox_wakeup = Arc::new(Notify::new());
         let hasher = PasswordHasher::new(config.password_hash_concurrency);
         let adapters = Adapters {
@@ -110,6 +122,7 @@ impl Services {
             },
             mfa_vault: CredentialVault::for_mfa(config.mfa_secret_key.as_ref())?,
             outbox_wakeup: Arc::clone(&outbox_wakeup),
+            clock,
         };
         let auth = Arc::new(Auth::new(
             adapters,
@@ -133,7 +146,7 @@ impl Services {
 async fn sync_revocations(auth: Arc<Auth>, stop: crate::shutdown::CancelSignal) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
     // Start a little in the past: revocations racing the start-up are not missed.
-    let mut since = crate::domain::time::now_ms() - 10_000;
+    let mut since = auth.now_ms() - 10_000;
     loop {
         tokio::select! {
             () = tokio::time::sleep(EVERY) => {}
@@ -163,7 +176,7 @@ async fn announce_instance(
     address: SocketAddr,
     stop: crate::shutdown::CancelSignal,
 ) {
-    let started_at = crate::domain::time::now_ms();
+    let started_at = auth.now_ms();
     let host = host_name();
     let address = address.to_string();
     let me = crate::service::diagnostics::InstanceIdentity {
@@ -185,6 +198,17 @@ async fn announce_instance(
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with(config, crate::service::clock::system(), None).await
+    }
+
+    /// `build` on the given clock (the test harness passes a `ManualClock`), serving on
+    /// `listener` when given (already bound: no window in which another process takes the
+    /// port) instead of binding `BIND_ADDR`.
+    pub async fn build_with(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        listener: Option<std::net::TcpListener>,
+    ) -> anyhow::Result<Self> {
         if config.jwt_secret_generated {
             tracing::warn!(
                 "JWT_SECRET_KEY is not set: using the key generated under {} (set JWT_SECRET_KEY to share it with other services)",
@@ -198,7 +222,7 @@ impl Application {
             store_name,
             outbox_wakeup,
             hasher,
-        } = Services::connect(&config).await?;
+        } = Services::connect_with(&config, true, clock).await?;
         tracing::info!(
             event = "jwt_key",
             kid = auth.keys().kid(),
@@ -237,6 +261,7 @@ impl Application {
             Arc::clone(&repo),
             sender,
             outbox_wakeup,
+            Arc::clone(auth.clock()),
             stop,
         ));
         tokio::spawn(async move {
@@ -255,9 +280,15 @@ impl Application {
                 store_name,
             },
         };
-        let listener = TcpListener::bind(config.bind_addr)
-            .await
-            .with_context(|| format!("cannot listen on BIND_ADDR {}", config.bind_addr))?;
+        let listener = match listener {
+            Some(listener) => {
+                listener.set_nonblocking(true)?;
+                TcpListener::from_std(listener)?
+            }
+            None => TcpListener::bind(config.bind_addr)
+                .await
+                .with_context(|| format!("cannot listen on BIND_ADDR {}", config.bind_addr))?,
+        };
         let address = listener.local_addr()?;
         let instance_id = crate::service::tokens::random_jti();
         tokio::spawn(announce_instance(

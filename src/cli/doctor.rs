@@ -116,7 +116,7 @@ pub async fn run(config: &Config) -> anyhow::Result<bool> {
         ),
         Err(_) => r.fail(
             "migrations",
-            "no schema_migrations table: the database was never migrated",
+            "no _sqlx_migrations table: the database was never migrated",
             "Run `mbpanel-auth migrate`",
         ),
     }

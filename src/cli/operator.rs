@@ -91,7 +91,7 @@ pub async fn approvals(services: &Services, command: ApprovalsCommand) -> anyhow
                     "{}\trequested {} ({})\t{}\t{}\t{}",
                     p.token,
                     rfc3339(p.request.requested_at),
-                    relative(p.request.requested_at),
+                    relative(p.request.requested_at, crate::domain::time::now_ms()),
                     p.request.ip.as_deref().unwrap_or("unknown address"),
                     p.request.user_agent.as_deref().unwrap_or("unknown device"),
                     seconds(p.expires_in)
@@ -142,7 +142,11 @@ pub async fn csrf_check(services: &Services, cookie: &str, header: &str) -> anyh
             } else {
                 "valid"
             };
-            println!("expires:   {} ({}) — {state}", rfc3339(at), relative(at));
+            println!(
+                "expires:   {} ({}) — {state}",
+                rfc3339(at),
+                relative(at, crate::domain::time::now_ms())
+            );
             let session = match &r.session {
                 Some(s) if s.revoked_at.is_some() => format!("{sid}: revoked"),
                 Some(s) => format!("{sid}: user {}, team {}", s.user_id, s.team_id),

@@ -15,7 +15,11 @@ pub async fn decode(services: &Services, shared_store: bool, token: &str) -> any
     );
     if let Some(iat) = d.claims.get("iat").and_then(serde_json::Value::as_i64) {
         let at = iat.clamp(0, i64::MAX / 1000) * 1000;
-        println!("issued:    {} ({})", rfc3339(at), relative(at));
+        println!(
+            "issued:    {} ({})",
+            rfc3339(at),
+            relative(at, crate::domain::time::now_ms())
+        );
     }
     for (label, text) in &d.findings {
         println!("{:<10} {text}", format!("{label}:"));

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::shutdown::CancelSignal;
 use tokio::sync::Notify;
 
-use crate::domain::time::now_ms;
+use crate::service::clock::Clock;
 use crate::service::emails::from_outbox;
 use crate::service::ports::{EmailSender, Repository};
 
@@ -27,10 +27,11 @@ pub async fn run(
     repo: Arc<dyn Repository>,
     sender: Arc<dyn EmailSender>,
     wakeup: Arc<Notify>,
+    clock: Arc<dyn Clock>,
     stop: CancelSignal,
 ) {
     loop {
-        let sent_any = match deliver_due(&*repo, &*sender).await {
+        let sent_any = match deliver_due(&*repo, &*sender, &*clock).await {
             Ok(n) => n > 0,
             Err(e) => {
                 tracing::warn!(event = "outbox_poll_failed", error = %e);
@@ -48,9 +49,14 @@ pub async fn run(
     }
 }
 
-/// Sends what is due now; returns how many messages were handled.
-pub async fn deliver_due(repo: &dyn Repository, sender: &dyn EmailSender) -> anyhow::Result<usize> {
-    let now = now_ms();
+/// Sends what is due now (by the service's clock, which also stamped the messages); returns
+/// how many messages were handled.
+pub async fn deliver_due(
+    repo: &dyn Repository,
+    sender: &dyn EmailSender,
+    clock: &dyn Clock,
+) -> anyhow::Result<usize> {
+    let now = clock.now_ms();
     let batch = repo.claim_due_emails(now, now + LEASE_MS, BATCH).await?;
     let handled = batch.len();
     for message in batch {
@@ -61,13 +67,13 @@ pub async fn deliver_due(repo: &dyn Repository, sender: &dyn EmailSender) -> any
         match result {
             Ok(()) => {
                 metrics::counter!("email_sent_total", "kind" => message.kind.clone()).increment(1);
-                repo.mark_email_sent(message.id, now_ms()).await?
+                repo.mark_email_sent(message.id, clock.now_ms()).await?
             }
             Err(reason) => {
                 let give_up = message.attempts >= MAX_ATTEMPTS;
                 metrics::counter!("email_send_failed_total", "kind" => message.kind.clone())
                     .increment(1);
-                let retry_at = (!give_up).then(|| now_ms() + backoff_ms(message.attempts));
+                let retry_at = (!give_up).then(|| clock.now_ms() + backoff_ms(message.attempts));
                 tracing::error!(
                     event = "email_send_failed",
                     outbox_id = message.id,

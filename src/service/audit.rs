@@ -3,7 +3,6 @@
 
 use super::ports::AuditEntry;
 use super::{Auth, ClientInfo};
-use crate::domain::time::now_ms;
 use crate::domain::{TeamId, UserId};
 
 /// The longest user agent stored anywhere (sessions, devices, audit, approvals), in chars.
@@ -61,7 +60,7 @@ impl Auth {
             details,
         };
         metrics::counter!("auth_events_total", "event" => event).increment(1);
-        if let Err(e) = self.repo.append_audit(&entry, now_ms()).await {
+        if let Err(e) = self.repo.append_audit(&entry, self.now_ms()).await {
             tracing::error!(event = "audit_write_failed", audit_event = event, error = %e);
         }
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::login::PreauthState;
 use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
 use crate::domain::claims::AccessClaims;
-use crate::domain::time::{Millis, ms, now_ms, rfc3339};
+use crate::domain::time::{Millis, ms, rfc3339};
 use crate::domain::{SessionId, UserId};
 
 /// Undecided requests one user may have at a time; more logins answer 429 (no prompt flood).
@@ -86,7 +86,7 @@ impl Auth {
         state: &PreauthState,
         client: &ClientInfo,
     ) -> Result<()> {
-        let now = now_ms();
+        let now = self.now_ms();
         let idle_since = now - ms(self.settings.refresh_idle_timeout);
         let nobody_to_ask = self
             .repo
@@ -110,7 +110,7 @@ impl Auth {
         nobody_to_ask: bool,
         client: &ClientInfo,
     ) -> Result<()> {
-        let now = now_ms();
+        let now = self.now_ms();
         match &state.approval_token {
             Some(token) => match self.approval(token).await? {
                 None => Err(Error::PreauthExpired),
@@ -150,7 +150,7 @@ impl Auth {
         let key = keys::concurrent_login_state(token);
         let closed = ApprovalRequest {
             status: ApprovalStatus::Approved,
-            decided_at: Some(now_ms()),
+            decided_at: Some(self.now_ms()),
             ..request.clone()
         };
         let ttl = self
@@ -182,7 +182,7 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<()> {
         let ttl = self.settings.concurrent_login_ttl;
-        let now = now_ms();
+        let now = self.now_ms();
         let token = tokens::random_token();
         let link_token = tokens::random_token();
         let request = ApprovalRequest {
@@ -412,7 +412,7 @@ impl Auth {
         };
         let decided = ApprovalRequest {
             status,
-            decided_at: Some(now_ms()),
+            decided_at: Some(self.now_ms()),
             decided_by_session,
             ..request.clone()
         };
@@ -432,7 +432,7 @@ impl Auth {
             // A denied sign-in keeps nothing: the device it came from (or that its code
             // trusted) needs the emailed code again.
             self.repo
-                .distrust_devices(request.user_id, Some(device), now_ms())
+                .distrust_devices(request.user_id, Some(device), self.now_ms())
                 .await?;
         }
         let event = serde_json::json!({ "event": "concurrent_login_decided", "token": token, "status": status.as_str() });

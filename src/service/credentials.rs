@@ -7,7 +7,7 @@ use super::{Auth, ClientInfo, Error, Result, emails, keys, password_strength, to
 use crate::domain::claims::AccessClaims;
 use crate::domain::email::Email;
 use crate::domain::password::check_policy;
-use crate::domain::time::{ms, now_ms};
+use crate::domain::time::ms;
 
 /// Reset emails one address may receive per hour.
 const RESET_EMAILS_PER_HOUR: i64 = 5;
@@ -52,7 +52,7 @@ impl Auth {
             return Ok(());
         };
         let token = tokens::random_token();
-        let now = now_ms();
+        let now = self.now_ms();
         let ttl = self.settings.password_reset_ttl;
         self.repo
             .insert_password_reset(&tokens::hash_token(&token), user.id, now + ms(ttl), now)
@@ -91,7 +91,7 @@ impl Auth {
         // refused password does not burn the link).
         let inputs = match self
             .repo
-            .password_reset_user(&tokens::hash_token(token), now_ms())
+            .password_reset_user(&tokens::hash_token(token), self.now_ms())
             .await?
         {
             Some(user_id) => match self.repo.user_by_id(user_id).await? {
@@ -108,7 +108,7 @@ impl Auth {
         let share = self.hash_shares.acquire(client).await;
         let hash = self.hasher.hash(new_password).await?;
         drop(share);
-        let now = now_ms();
+        let now = self.now_ms();
         let user_id = self
             .repo
             .consume_password_reset(&tokens::hash_token(token), now)
@@ -181,7 +181,7 @@ impl Auth {
         self.login_attempt_succeeded(attempt).await?;
         let hash = self.hasher.hash(new_password).await?;
         drop(share);
-        let now = now_ms();
+        let now = self.now_ms();
         self.repo.set_password_hash(user_id, &hash, now).await?;
         self.credentials_replaced(user_id, now).await?;
         let ended = self

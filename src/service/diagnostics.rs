@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::session::SessionRefusal;
 use super::tokens::TokenError;
 use super::{Auth, Error, Result, keys};
-use crate::domain::time::{Millis, ms, now_ms, rfc3339};
+use crate::domain::time::{Millis, ms, rfc3339};
 
 /// Instances announce themselves this often; an announcement lives three times as long.
 pub const INSTANCE_ANNOUNCE_EVERY: Duration = Duration::from_secs(20);
@@ -106,8 +106,8 @@ fn segment(token: &str, i: usize) -> Value {
 }
 
 /// A moment relative to now, in words.
-pub fn relative(at_ms: Millis) -> String {
-    let delta = (at_ms - now_ms()) / 1000;
+pub fn relative(at_ms: Millis, now: Millis) -> String {
+    let delta = (at_ms - now) / 1000;
     let (amount, unit) = match delta.abs() {
         s if s < 120 => (s, "seconds"),
         s if s < 7200 => (s / 60, "minutes"),
@@ -240,7 +240,7 @@ impl Auth {
             // A token we did not sign says nothing about our sessions: none is looked up.
             return Ok(());
         }
-        let claims = match self.keys.verify_access(token) {
+        let claims = match self.keys.verify_access(token, self.now_ms() / 1000) {
             Ok(claims) => claims,
             Err(TokenError::Expired) => {
                 let exp = d.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
@@ -249,7 +249,7 @@ impl Auth {
                     format!(
                         "the access token expired at {} ({})",
                         rfc3339(at),
-                        relative(at)
+                        relative(at, self.now_ms())
                     ),
                     fixes::EXPIRED_ACCESS,
                 );
@@ -272,7 +272,7 @@ impl Auth {
             format!(
                 "{} ({})",
                 rfc3339(claims.exp * 1000),
-                relative(claims.exp * 1000)
+                relative(claims.exp * 1000, self.now_ms())
             ),
         );
         let Some(session) = self.repo.session(claims.sid).await? else {
@@ -286,7 +286,7 @@ impl Auth {
             );
             return Ok(());
         };
-        match self.session_refusal(&session, claims.sub, claims.iat * 1000, now_ms()) {
+        match self.session_refusal(&session, claims.sub, claims.iat * 1000, self.now_ms()) {
             Some(SessionRefusal::OtherUser { owner }) => {
                 // Someone else's session: its state is not this token's business.
                 d.note(
@@ -313,7 +313,7 @@ impl Auth {
                         "{}: revoked at {} ({}), reason {}",
                         session.id,
                         rfc3339(at),
-                        relative(at),
+                        relative(at, self.now_ms()),
                         reason.as_deref().unwrap_or("unknown")
                     ),
                 );
@@ -330,7 +330,7 @@ impl Auth {
                         "{}: expired at {} ({})",
                         session.id,
                         rfc3339(at),
-                        relative(at)
+                        relative(at, self.now_ms())
                     ),
                 );
                 d.refuse(
@@ -349,7 +349,7 @@ impl Auth {
                         "{}: idle since {} ({})",
                         session.id,
                         rfc3339(since),
-                        relative(since)
+                        relative(since, self.now_ms())
                     ),
                 );
                 d.refuse(
@@ -427,7 +427,7 @@ impl Auth {
         if !self.diagnose_signature(token, d) {
             return Ok(());
         }
-        let claims = match self.keys.verify_refresh(token) {
+        let claims = match self.keys.verify_refresh(token, self.now_ms() / 1000) {
             Ok(claims) => claims,
             Err(TokenError::Expired) => {
                 d.refuse(
@@ -453,7 +453,7 @@ impl Auth {
             return Ok(());
         };
         // Refresh judges idleness by the session's last use alone (no access token's iat).
-        match self.session_refusal(&session, claims.sub, session.last_seen_at, now_ms()) {
+        match self.session_refusal(&session, claims.sub, session.last_seen_at, self.now_ms()) {
             Some(SessionRefusal::OtherUser { .. }) => {
                 d.note(
                     "session",
@@ -507,9 +507,9 @@ impl Auth {
             }
             None => {
                 let in_grace = session.previous_refresh_jti.as_deref() == Some(claims.jti.as_str())
-                    && session
-                        .rotated_at
-                        .is_some_and(|at| now_ms() - at <= ms(self.settings.refresh_reuse_grace));
+                    && session.rotated_at.is_some_and(|at| {
+                        self.now_ms() - at <= ms(self.settings.refresh_reuse_grace)
+                    });
                 if in_grace {
                     d.note(
                         "session",

@@ -2,7 +2,6 @@
 
 use super::ports::OutgoingEmail;
 use super::{Auth, Result};
-use crate::domain::time::now_ms;
 
 pub const TEMPLATE_EMAIL_VERIFICATION: &str = "email-verification";
 pub const TEMPLATE_ALREADY_REGISTERED: &str = "already-registered";
@@ -146,7 +145,12 @@ impl Auth {
             "model": email.model,
         });
         self.repo
-            .enqueue_email(&email.to, &email.template, &payload.to_string(), now_ms())
+            .enqueue_email(
+                &email.to,
+                &email.template,
+                &payload.to_string(),
+                self.now_ms(),
+            )
             .await?;
         self.outbox_wakeup.notify_one();
         Ok(())

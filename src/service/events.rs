@@ -18,7 +18,6 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Auth, Error, Result, keys, tokens};
 use crate::domain::claims::AccessClaims;
-use crate::domain::time::now_ms;
 
 /// How often a stream re-checks that its session is still alive.
 const REVOCATION_CHECK: Duration = Duration::from_secs(5);
@@ -82,7 +81,7 @@ impl Auth {
                             }
                         }
                         _ = check.tick() => {
-                            if claims.exp * 1000 <= now_ms() {
+                            if claims.exp * 1000 <= this.now_ms() {
                                 break;
                             }
                             if this.live_session(claims.sid, claims.sub, claims.iat * 1000).await.is_err() {

@@ -9,7 +9,6 @@ use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
 use crate::domain::claims::AccessClaims;
 use crate::domain::email::Email;
 use crate::domain::permissions::TEAM_MEMBERS_INVITE;
-use crate::domain::time::now_ms;
 use crate::domain::{RoleId, TeamId};
 
 const INVITE_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -40,7 +39,7 @@ impl Auth {
         }
         self.limit_invites(inviter, email.as_str()).await?;
         let token = tokens::random_token();
-        let now = now_ms();
+        let now = self.now_ms();
         let id = self
             .repo
             .create_invite(&NewInvite {
@@ -87,7 +86,7 @@ impl Auth {
     ) -> Result<()> {
         if !self
             .repo
-            .revoke_invite(editor.team_id, invite_id, now_ms())
+            .revoke_invite(editor.team_id, invite_id, self.now_ms())
             .await?
         {
             return Err(Error::InviteNotFound);
@@ -149,7 +148,7 @@ impl Auth {
         self.rbac_changed(invite.team_id).await?;
         let Some((team_id, role_id)) = self
             .repo
-            .accept_invite(invite.id, user_id, now_ms())
+            .accept_invite(invite.id, user_id, self.now_ms())
             .await?
         else {
             // Another invite of this address was accepted at the same moment.
@@ -202,7 +201,7 @@ impl Auth {
             .invite_by_token_hash(&tokens::hash_token(token))
             .await?
             .filter(|i| {
-                i.accepted_at.is_none() && i.revoked_at.is_none() && i.expires_at > now_ms()
+                i.accepted_at.is_none() && i.revoked_at.is_none() && i.expires_at > self.now_ms()
             })
             .ok_or(Error::TokenInvalid)?;
         if !self.inviter_still_entitled(&invite).await? {

@@ -8,7 +8,7 @@ use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
 use crate::domain::UserId;
 use crate::domain::email::Email;
 use crate::domain::password::MAX_PASSWORD_CHARS;
-use crate::domain::time::{Millis, ms, now_ms};
+use crate::domain::time::{Millis, ms};
 
 /// What `preauth:<token>` holds: a login that passed the password check and may still need
 /// its emailed code. Readable with `redis-cli GET`.
@@ -112,7 +112,7 @@ impl Auth {
         }
         self.login_attempt_succeeded(attempt).await?;
 
-        let now = now_ms();
+        let now = self.now_ms();
         let presented_device = device_token
             .filter(|t| !t.is_empty() && t.len() <= 128)
             .map(tokens::hash_token);
@@ -197,7 +197,7 @@ impl Auth {
         else {
             return Ok(());
         };
-        let now = now_ms();
+        let now = self.now_ms();
         let expires_at = now + ms(self.settings.trusted_device_ttl);
         self.repo
             .trust_device(

@@ -4,7 +4,7 @@
 use super::second_factor::{self, TOTP_SECRET_FIELD};
 use super::{Auth, ClientInfo, Error, Result, recovery_codes, totp};
 use crate::domain::UserId;
-use crate::domain::time::{Millis, now_ms};
+use crate::domain::time::Millis;
 
 /// How long an enrolment waits for its first code.
 const PENDING_TTL_MS: Millis = 15 * 60 * 1000;
@@ -74,7 +74,7 @@ impl Auth {
             .mfa_vault
             .seal_for_user(user_id, TOTP_SECRET_FIELD, &secret)?;
         self.repo
-            .set_pending_totp(user_id, &sealed, now_ms())
+            .set_pending_totp(user_id, &sealed, self.now_ms())
             .await?;
         self.audit(
             "mfa_totp_enrolment_started",
@@ -106,7 +106,7 @@ impl Auth {
             detail: "No TOTP enrolment is pending; start one first",
         };
         let record = self.repo.mfa(user_id).await?;
-        let now = now_ms();
+        let now = self.now_ms();
         let Some(pending) = record.totp_pending_sealed.filter(|_| {
             record
                 .totp_pending_at
@@ -163,7 +163,7 @@ impl Auth {
 
     /// Turns TOTP off. With no second factor left, the recovery codes are void too.
     pub async fn disable_totp(&self, user_id: UserId, client: &ClientInfo) -> Result<()> {
-        let now = now_ms();
+        let now = self.now_ms();
         if !self.repo.remove_totp(user_id, now).await? {
             return Err(Error::Conflict {
                 code: "totp_not_enabled",
@@ -203,7 +203,7 @@ impl Auth {
             .map(|c| recovery_codes::hash(user_id, c))
             .collect();
         self.repo
-            .replace_recovery_codes(user_id, &hashes, now_ms())
+            .replace_recovery_codes(user_id, &hashes, self.now_ms())
             .await?;
         self.audit(
             "mfa_recovery_codes_regenerated",

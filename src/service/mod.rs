@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bus;
 pub mod cache;
+pub mod clock;
 pub mod concurrent;
 pub mod credentials;
 pub mod diagnostics;
@@ -142,6 +143,8 @@ pub struct Auth {
     pub(crate) virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
     /// The optional breach-range API (`PASSWORD_BREACH_API_URL`).
     pub(crate) breaches: Option<Arc<dyn ports::BreachedPasswordRange>>,
+    /// Every "now" of the use cases.
+    pub(crate) clock: Arc<dyn clock::Clock>,
 }
 
 /// The outside world the service talks to, chosen once by the wiring.
@@ -155,6 +158,8 @@ pub struct Adapters {
     pub mfa_vault: vault::CredentialVault,
     /// Wakes the email outbox worker when a message is queued.
     pub outbox_wakeup: Arc<Notify>,
+    /// The time (`clock::SystemClock` outside tests).
+    pub clock: Arc<dyn clock::Clock>,
 }
 
 impl Auth {
@@ -172,6 +177,7 @@ impl Auth {
             breaches,
             mfa_vault,
             outbox_wakeup,
+            clock,
         } = adapters;
         Self {
             repo,
@@ -188,7 +194,17 @@ impl Auth {
             virtuozzo,
             breaches,
             mfa_vault,
+            clock,
         }
+    }
+
+    /// Now, by the service's clock.
+    pub fn now_ms(&self) -> crate::domain::time::Millis {
+        self.clock.now_ms()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn clock::Clock> {
+        &self.clock
     }
 
     pub fn settings(&self) -> &AuthSettings {

@@ -3,13 +3,13 @@
 use super::ports::SessionRecord;
 use super::{Auth, ClientInfo, Error, Result};
 use crate::domain::claims::AccessClaims;
-use crate::domain::time::{ms, now_ms};
+use crate::domain::time::ms;
 use crate::domain::{SessionId, UserId};
 
 impl Auth {
     /// Active sessions: not revoked, not expired, not idle past the idle timeout.
     pub async fn list_sessions(&self, claims: &AccessClaims) -> Result<Vec<SessionRecord>> {
-        let now = now_ms();
+        let now = self.now_ms();
         let idle_since = now - ms(self.settings.refresh_idle_timeout);
         Ok(self
             .repo
@@ -72,7 +72,7 @@ impl Auth {
         keep: Option<SessionId>,
         reason: &str,
     ) -> Result<usize> {
-        let now = now_ms();
+        let now = self.now_ms();
         let sessions = self.repo.active_sessions(user_id, now, 0).await?;
         let mut ended = 0;
         for session in sessions.iter().filter(|s| Some(s.id) != keep) {

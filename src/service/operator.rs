@@ -11,7 +11,7 @@ use super::ports::{LinkTokenState, OutboxState, SessionRecord};
 use super::{Auth, ClientInfo, Error, Result, keys, tokens};
 use crate::domain::SessionId;
 use crate::domain::email::Email;
-use crate::domain::time::{Millis, ms, now_ms, rfc3339};
+use crate::domain::time::{Millis, ms, rfc3339};
 
 /// Whose counters: an account (by its normalised email) or a client address.
 pub enum RateLimitSubject {
@@ -232,7 +232,7 @@ impl Auth {
             Some(sid) if explanation.signature_ok => self.repo.session(sid).await?,
             _ => None,
         };
-        let now = now_ms();
+        let now = self.now_ms();
         let (cause, fix): (String, &'static str) = if cookie.is_empty() {
             (
                 "the mbpanel_csrf cookie is not sent".into(),
@@ -327,7 +327,7 @@ impl Auth {
         for email in self.repo.recent_emails(&user.email, 10).await? {
             entries.push(email_words(&email));
         }
-        let now = now_ms();
+        let now = self.now_ms();
         for link in self.repo.recent_link_tokens(user.id, 10).await? {
             entries.push(link_words(&link, now));
         }
@@ -459,7 +459,7 @@ fn link_words(l: &LinkTokenState, now: Millis) -> WhyEntry {
             format!(
                 "valid until {} ({})",
                 rfc3339(l.expires_at),
-                relative(l.expires_at)
+                relative(l.expires_at, now)
             ),
             None,
         ),
@@ -512,7 +512,7 @@ fn session_words(s: &SessionRecord, reason: Option<&str>, now: Millis, idle: Mil
                 name(s.id),
                 s.team_id,
                 rfc3339(s.last_seen_at),
-                relative(s.last_seen_at)
+                relative(s.last_seen_at, now)
             ),
             fix: None,
         },

@@ -616,7 +616,7 @@ pub trait AuditRepo: Send + Sync {
 #[async_trait]
 pub trait HealthRepo: Send + Sync {
     async fn ping_db(&self) -> StoreResult<()>;
-    /// Versions recorded in `schema_migrations`.
+    /// Versions recorded (successful) in `_sqlx_migrations`.
     async fn applied_migrations(&self) -> StoreResult<Vec<i64>>;
     /// Names of the indexes on our tables.
     async fn index_names(&self) -> StoreResult<Vec<String>>;

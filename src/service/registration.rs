@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{Auth, ClientInfo, Error, Result, emails, keys, password_strength, tokens};
 use crate::domain::email::Email;
-use crate::domain::time::{ms, now_ms};
+use crate::domain::time::ms;
 
 const MAX_NAME_CHARS: usize = 100;
 /// Verification emails one address may request per hour.
@@ -45,7 +45,7 @@ impl Auth {
         let share = self.hash_shares.acquire(client).await;
         let hash = self.hasher.hash(&input.password).await?;
         drop(share);
-        let now = now_ms();
+        let now = self.now_ms();
         let team_name = format!("{name}'s team");
         match self
             .repo
@@ -82,7 +82,7 @@ impl Auth {
 
     async fn send_verification(&self, user_id: i64, email: &str, name: &str) -> Result<()> {
         let token = tokens::random_token();
-        let now = now_ms();
+        let now = self.now_ms();
         let ttl = self.settings.email_verification_ttl;
         self.repo
             .insert_email_verification(&token, user_id, now + ms(ttl), now)
@@ -104,7 +104,7 @@ impl Auth {
         }
         let user_id = self
             .repo
-            .consume_email_verification(token, now_ms())
+            .consume_email_verification(token, self.now_ms())
             .await?
             .ok_or(Error::TokenInvalid)?;
         self.audit(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::ports::{RetentionCounts, RetentionCutoffs};
 use super::{Auth, ClientInfo};
 use crate::config::RetentionSettings;
-use crate::domain::time::{Millis, now_ms};
+use crate::domain::time::Millis;
 use crate::shutdown::CancelSignal;
 
 /// Statements per kind per run: a large backlog is worked off over several runs, so that one
@@ -38,7 +38,7 @@ impl Auth {
     ) -> super::Result<Option<RetentionCounts>> {
         let Some(counts) = self
             .repo
-            .purge_expired(&cutoffs(settings, now_ms()))
+            .purge_expired(&cutoffs(settings, self.now_ms()))
             .await?
         else {
             return Ok(None);

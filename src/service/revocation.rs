@@ -7,7 +7,7 @@
 use super::cache::Fact;
 use super::{Auth, Result, keys};
 use crate::domain::SessionId;
-use crate::domain::time::{Millis, now_ms, until};
+use crate::domain::time::{Millis, until};
 
 impl Auth {
     /// Drops the cached state of sessions revoked in SQL since `since` by any process — the
@@ -15,7 +15,7 @@ impl Auth {
     /// CLI in embedded mode (whose in-process bus it cannot hear). Returns the new high-water
     /// mark. The server runs this every second: one indexed query.
     pub async fn sync_revocations(&self, since: Millis) -> Result<Millis> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut high = since;
         for (sid, _expires_at, revoked_at) in self.repo.sessions_revoked_since(since, now).await? {
             self.cache.invalidate(Fact::Session(sid));
@@ -32,7 +32,7 @@ impl Auth {
         reason: &str,
         extra_jtis: &[(&str, i64)],
     ) -> Result<()> {
-        let now = now_ms();
+        let now = self.now_ms();
         let Some(session) = self.repo.session(sid).await? else {
             return Ok(());
         };

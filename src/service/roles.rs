@@ -5,7 +5,6 @@ use super::rbac::TeamAccess;
 use super::{Auth, ClientInfo, Error, Result};
 use crate::domain::RoleId;
 use crate::domain::text::role_name;
-use crate::domain::time::now_ms;
 
 const MAX_ROLE_NAME_CHARS: usize = 50;
 
@@ -52,7 +51,7 @@ impl Auth {
         editor.ensure_can_grant(&permissions)?;
         let role_id = self
             .repo
-            .create_role(editor.team_id, name, &permissions, now_ms())
+            .create_role(editor.team_id, name, &permissions, self.now_ms())
             .await?
             .ok_or(Error::Conflict {
                 code: "role_name_taken",

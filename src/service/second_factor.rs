@@ -4,7 +4,6 @@
 use super::ports::MfaRecord;
 use super::{Auth, ClientInfo, Error, Result, recovery_codes, totp};
 use crate::domain::UserId;
-use crate::domain::time::now_ms;
 
 /// The field a TOTP secret is sealed under (bound to the user id as well).
 pub(crate) const TOTP_SECRET_FIELD: &str = "totp_secret";
@@ -91,7 +90,7 @@ impl Auth {
             TOTP_SECRET_FIELD,
             sealed,
         )?);
-        let now = now_ms();
+        let now = self.now_ms();
         let unix_seconds = u64::try_from(now / 1000).unwrap_or(0);
         let Some(step) = totp::matching_step(&secret, code, unix_seconds) else {
             return Ok(false);
@@ -112,7 +111,7 @@ impl Auth {
         let hash = recovery_codes::hash(user_id, code);
         if !self
             .repo
-            .use_recovery_code(user_id, &hash, now_ms())
+            .use_recovery_code(user_id, &hash, self.now_ms())
             .await?
         {
             return Ok(false);

@@ -16,7 +16,7 @@ use super::ports::{Membership, NewSession, RefreshRotation, SessionRecord};
 use super::rbac::TeamAccess;
 use super::{Auth, ClientInfo, Error, Result, keys, tokens};
 use crate::domain::claims::{AccessClaims, RefreshClaims, TokenType};
-use crate::domain::time::{Millis, ms, now_ms, until};
+use crate::domain::time::{Millis, ms, until};
 use crate::domain::{SessionId, TeamId, UserId};
 
 /// What `refresh:<jti>` holds: a mirror of the live session for the operators' guide
@@ -54,8 +54,8 @@ pub(crate) struct Grant<'a> {
     pub session_expires_at: Millis,
 }
 
-fn seconds_left(at: Millis) -> u64 {
-    u64::try_from((at - now_ms()).max(0) / 1000).unwrap_or(0)
+fn seconds_left(at: Millis, now: Millis) -> u64 {
+    u64::try_from((at - now).max(0) / 1000).unwrap_or(0)
 }
 
 /// Why a session that exists cannot carry a token (see `Auth::session_refusal`).
@@ -109,7 +109,10 @@ impl Auth {
             exp,
             token_type: TokenType::Access,
         };
-        (self.keys.sign_access(&claims), seconds_left(exp * 1000))
+        (
+            self.keys.sign_access(&claims),
+            seconds_left(exp * 1000, self.now_ms()),
+        )
     }
 
     fn mint(&self, g: &Grant<'_>) -> IssuedTokens {
@@ -129,9 +132,9 @@ impl Auth {
             access_token,
             access_expires_in,
             refresh_token: self.keys.sign_refresh(&refresh),
-            refresh_expires_in: seconds_left(g.session_expires_at),
+            refresh_expires_in: seconds_left(g.session_expires_at, self.now_ms()),
             csrf_token: self.keys.csrf_token(g.sid, csrf_expires_at, g.access_jti),
-            csrf_expires_in: seconds_left(csrf_expires_at),
+            csrf_expires_in: seconds_left(csrf_expires_at, self.now_ms()),
         }
     }
 
@@ -200,7 +203,7 @@ impl Auth {
             return Err(Error::PreauthExpired);
         }
 
-        let now = now_ms();
+        let now = self.now_ms();
         let session_expires_at = now + ms(self.settings.refresh_token_ttl);
         let refresh_jti = tokens::random_jti();
         let sid = self
@@ -298,7 +301,7 @@ impl Auth {
             .await?
             .ok_or(Error::NotAuthenticated)?;
         if self
-            .session_refusal(&session, user_id, active_since, now_ms())
+            .session_refusal(&session, user_id, active_since, self.now_ms())
             .is_some()
         {
             return Err(Error::NotAuthenticated);
@@ -354,12 +357,12 @@ impl Auth {
 
     /// Signature, header, type and expiry; a token verified before is not verified again.
     fn verify_access_token(&self, token: &str) -> Result<AccessClaims> {
-        if let Some(claims) = self.verified_tokens.get(token, now_ms() / 1000) {
+        if let Some(claims) = self.verified_tokens.get(token, self.now_ms() / 1000) {
             return Ok(AccessClaims::clone(&claims));
         }
         let claims = self
             .keys
-            .verify_access(token)
+            .verify_access(token, self.now_ms() / 1000)
             .map_err(|_| Error::NotAuthenticated)?;
         self.verified_tokens.put(token, Arc::new(claims.clone()));
         Ok(claims)
@@ -368,7 +371,7 @@ impl Auth {
     /// Verifies a refresh token's signature, expiry and type (not its state).
     pub fn decode_refresh(&self, refresh_token: &str) -> Result<RefreshClaims> {
         self.keys
-            .verify_refresh(refresh_token)
+            .verify_refresh(refresh_token, self.now_ms() / 1000)
             .map_err(|_| Error::SessionExpired)
     }
 
@@ -380,7 +383,7 @@ impl Auth {
         claims: &RefreshClaims,
         client: &ClientInfo,
     ) -> Result<IssuedTokens> {
-        let now = now_ms();
+        let now = self.now_ms();
         let next_jti = tokens::random_jti();
         let next_access_jti = tokens::random_jti();
         let rotated = self

@@ -7,7 +7,7 @@ use super::second_factor::SecondFactor;
 use super::{Auth, ClientInfo, Error, Result};
 use crate::domain::SessionId;
 use crate::domain::claims::AccessClaims;
-use crate::domain::time::{ms, now_ms};
+use crate::domain::time::ms;
 
 /// What the user presents to renew the session's authentication.
 pub enum ReauthProof<'a> {
@@ -23,7 +23,7 @@ impl Auth {
             .session_authenticated_at(sid)
             .await?
             .ok_or(Error::NotAuthenticated)?;
-        if now_ms() - at > ms(self.settings.step_up_max_age) {
+        if self.now_ms() - at > ms(self.settings.step_up_max_age) {
             return Err(Error::ReauthRequired);
         }
         Ok(())
@@ -97,7 +97,7 @@ impl Auth {
             }
         };
         self.repo
-            .set_session_authenticated_at(claims.sid, now_ms())
+            .set_session_authenticated_at(claims.sid, self.now_ms())
             .await?;
         self.audit(
             "reauth",

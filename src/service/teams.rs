@@ -5,7 +5,6 @@ use super::rbac::TeamAccess;
 use super::session::Grant;
 use super::{Auth, ClientInfo, Error, Result, tokens};
 use crate::domain::claims::AccessClaims;
-use crate::domain::time::now_ms;
 use crate::domain::{RoleId, TeamId, UserId};
 
 const MAX_TEAM_NAME_CHARS: usize = 100;
@@ -35,7 +34,7 @@ impl Auth {
             ));
         }
         let user_id = claims.sub;
-        let team_id = self.repo.create_team(name, user_id, now_ms()).await?;
+        let team_id = self.repo.create_team(name, user_id, self.now_ms()).await?;
         self.audit_team(
             "team_created",
             user_id,
@@ -74,7 +73,7 @@ impl Auth {
             role: &access.role_name,
             refresh_jti: &session.refresh_token_jti,
             access_jti: &access_jti,
-            issued_at: now_ms(),
+            issued_at: self.now_ms(),
             session_expires_at: session.expires_at,
         });
         self.audit_team(

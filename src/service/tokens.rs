@@ -162,16 +162,20 @@ impl TokenKeys {
         self.sign(claims)
     }
 
-    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
+    /// Verifies an access token at `now` (epoch seconds, from the service's clock).
+    pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
         let claims: AccessClaims = self.verify(token)?;
+        check_expiry(claims.exp, now)?;
         if claims.token_type != TokenType::Access {
             return Err(TokenError::WrongType);
         }
         Ok(claims)
     }
 
-    pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
+    /// Verifies a refresh token at `now` (epoch seconds, from the service's clock).
+    pub fn verify_refresh(&self, token: &str, now: i64) -> Result<RefreshClaims, TokenError> {
         let claims: RefreshClaims = self.verify(token)?;
+        check_expiry(claims.exp, now)?;
         if claims.token_type != TokenType::Refresh {
             return Err(TokenError::WrongType);
         }
@@ -181,7 +185,9 @@ impl TokenKeys {
     fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
         let key = self.key_for(token)?;
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = LEEWAY_SECONDS;
+        // `exp` stays required, but is checked against our clock (`check_expiry`), not the
+        // system's.
+        validation.validate_exp = false;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "iat", "sub", "jti"]);
         jsonwebtoken::decode::<T>(token, &key.decoding, &validation)
@@ -341,6 +347,15 @@ impl TokenKeys {
     }
 }
 
+/// `exp` (epoch seconds) against `now`, with the leeway for clock skew between services.
+fn check_expiry(exp: i64, now: i64) -> Result<(), TokenError> {
+    if exp < now - LEEWAY_SECONDS as i64 {
+        Err(TokenError::Expired)
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,12 +382,12 @@ mod tests {
         let k = keys();
         let now = crate::domain::time::now_ms() / 1000;
         let t = k.sign_access(&access(now + 60));
-        assert_eq!(k.verify_access(&t).unwrap().sid, 9);
+        assert_eq!(k.verify_access(&t, now).unwrap().sid, 9);
         assert_eq!(
             jsonwebtoken::decode_header(&t).unwrap().kid.as_deref(),
             Some(k.kid())
         );
-        assert_eq!(k.verify_refresh(&t), Err(TokenError::Claims));
+        assert_eq!(k.verify_refresh(&t, now), Err(TokenError::Claims));
     }
 
     #[test]
@@ -380,12 +395,12 @@ mod tests {
         let k = keys();
         let now = crate::domain::time::now_ms() / 1000;
         assert_eq!(
-            k.verify_access(&k.sign_access(&access(now - 60))),
+            k.verify_access(&k.sign_access(&access(now - 60)), now),
             Err(TokenError::Expired)
         );
         let other = TokenKeys::new(&SecretBytes::new(vec![8u8; 32]), None);
         assert_eq!(
-            k.verify_access(&other.sign_access(&access(now + 60))),
+            k.verify_access(&other.sign_access(&access(now + 60)), now),
             Err(TokenError::UnknownKey)
         );
     }
@@ -396,7 +411,7 @@ mod tests {
         let k = TokenKeys::new(&SecretBytes::new(vec![7u8; 32]), Some(&old));
         let now = crate::domain::time::now_ms() / 1000;
         let t = TokenKeys::new(&old, None).sign_access(&access(now + 60));
-        assert!(k.verify_access(&t).is_ok());
+        assert!(k.verify_access(&t, now).is_ok());
     }
 
     #[test]

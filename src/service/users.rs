@@ -4,7 +4,6 @@ use super::cache::Fact;
 use super::{Auth, ClientInfo, Error, Result};
 use crate::domain::UserId;
 use crate::domain::email::Email;
-use crate::domain::time::now_ms;
 
 impl Auth {
     pub async fn find_user_id(&self, email: &str) -> Result<UserId> {
@@ -20,7 +19,11 @@ impl Auth {
     /// A deleted user cannot log in; their sessions end at once; operations on them answer
     /// 404 "User not found".
     pub async fn delete_user(&self, user_id: UserId, client: &ClientInfo) -> Result<usize> {
-        if !self.repo.set_user_deleted(user_id, Some(now_ms())).await? {
+        if !self
+            .repo
+            .set_user_deleted(user_id, Some(self.now_ms()))
+            .await?
+        {
             return Err(Error::UserNotFound);
         }
         self.facts_changed(&[Fact::User(user_id)]).await?;

@@ -7,7 +7,7 @@ use super::{Auth, ClientInfo, Error, Result, keys};
 use crate::domain::TeamId;
 use crate::domain::email::Email;
 use crate::domain::permissions::OWNER_ROLE;
-use crate::domain::time::{Millis, ms, now_ms};
+use crate::domain::time::{Millis, ms};
 
 const PASSWORD_FIELD: &str = "vz_password";
 const SESSION_FIELD: &str = "vz_session_key";
@@ -80,7 +80,7 @@ impl Auth {
             record.session_key_expires_at,
         ) {
             (None, _, _) => "not_configured",
-            (Some(_), Some(_), Some(at)) if at > now_ms() => "active",
+            (Some(_), Some(_), Some(at)) if at > self.now_ms() => "active",
             (Some(_), Some(_), Some(_)) => "expired",
             _ => "no_session",
         };
@@ -135,7 +135,7 @@ impl Auth {
         let live = record.session_sealed.is_some()
             && record
                 .session_key_expires_at
-                .is_some_and(|at| at > now_ms());
+                .is_some_and(|at| at > self.now_ms());
         if record.password_sealed.is_none() || live {
             return Ok(());
         }
@@ -164,7 +164,7 @@ impl Auth {
                 let record = self.repo.team_virtuozzo(team_id).await?;
                 if let Some(at) = record
                     .and_then(|r| r.session_sealed.and(r.session_key_expires_at))
-                    .filter(|at| *at > now_ms())
+                    .filter(|at| *at > self.now_ms())
                 {
                     return Ok(at);
                 }
@@ -206,7 +206,7 @@ impl Auth {
         };
         match attempt.await {
             Ok(sealed_session) => {
-                let expires_at = now_ms() + ms(self.settings.vz_session_ttl);
+                let expires_at = self.now_ms() + ms(self.settings.vz_session_ttl);
                 // Only if the credentials are still the ones used: new ones saved meanwhile win.
                 if !self
                     .repo
@@ -234,7 +234,7 @@ impl Auth {
                 self.store
                     .set(
                         &keys::virtuozzo_refresh_failed(team_id),
-                        &now_ms().to_string(),
+                        &self.now_ms().to_string(),
                         REFRESH_FAILURE_SHOWN_FOR,
                     )
                     .await?;

@@ -28,7 +28,7 @@ async fn serve_starts_on_a_read_only_database_with_migrations_applied() {
     let b = app.signed_in(&user).await;
     let access = b.access();
     let versions = storage
-        .sql_rows("SELECT count(*) FROM schema_migrations")
+        .sql_rows("SELECT count(*) FROM _sqlx_migrations")
         .await;
     let applied: i64 = versions[0][0].parse().unwrap();
     assert!(applied >= 5, "{versions:?}");
@@ -61,7 +61,7 @@ async fn serve_starts_on_a_read_only_database_with_migrations_applied() {
     assert_eq!(e["code"], "service_unavailable", "{e}");
     assert_eq!(e["dependency"], "database", "{e}");
     let still: i64 = storage
-        .sql_rows("SELECT count(*) FROM schema_migrations")
+        .sql_rows("SELECT count(*) FROM _sqlx_migrations")
         .await[0][0]
         .parse()
         .unwrap();

@@ -27,6 +27,7 @@ mod postmark;
 mod redis_shapes;
 mod refresh;
 mod retention;
+mod schema;
 mod session_core;
 mod sessions;
 mod teams;

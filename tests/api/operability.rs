@@ -389,17 +389,20 @@ async fn doctor_names_instances_and_the_servers_state(mode: Mode) {
 
     // A second instance stopped cleanly is gone at once.
     let mut settings = app.settings.clone();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
     let second_address = format!("127.0.0.1:{port}");
     settings.insert("BIND_ADDR".into(), second_address.clone());
     let config =
         mbpanel_auth::config::Config::from_env(&mbpanel_auth::config::Env::from_map(settings))
             .unwrap();
-    let second = mbpanel_auth::app::Application::build(config).await.unwrap();
+    let second = mbpanel_auth::app::Application::build_with(
+        config,
+        app.storage.clock.clone(),
+        Some(listener),
+    )
+    .await
+    .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(second.run_until(async move {
         let _ = stopped.await;

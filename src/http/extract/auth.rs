@@ -11,7 +11,6 @@ use axum_extra::extract::cookie::CookieJar;
 
 use crate::domain::SessionId;
 use crate::domain::claims::AccessClaims;
-use crate::domain::time::now_ms;
 use crate::http::AppState;
 use crate::http::cookies::{ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE};
 use crate::service::ports::SessionRecord;
@@ -75,7 +74,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
 /// to this session.
 pub fn csrf_ok(auth: &Auth, credentials: &Credentials, sid: SessionId) -> bool {
     match (&credentials.csrf_cookie, &credentials.csrf_header) {
-        (Some(cookie), Some(header)) => auth.keys().verify_csrf(cookie, header, sid, now_ms()),
+        (Some(cookie), Some(header)) => auth.keys().verify_csrf(cookie, header, sid, auth.now_ms()),
         _ => false,
     }
 }

@@ -531,7 +531,7 @@ pub async fn list_invites(
             let status = match (i.accepted_at, i.revoked_at) {
                 (Some(_), _) => InviteStatus::Accepted,
                 (None, Some(_)) => InviteStatus::Revoked,
-                _ if i.expires_at <= crate::domain::time::now_ms() => InviteStatus::Expired,
+                _ if i.expires_at <= s.auth.now_ms() => InviteStatus::Expired,
                 _ => InviteStatus::Pending,
             };
             InviteInfo {

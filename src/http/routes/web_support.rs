@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::time::{ms, now_ms, rfc3339};
+use crate::domain::time::{ms, rfc3339};
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, AuthSession, Client};
 use crate::http::openapi::{errors, tags};
@@ -92,7 +92,7 @@ pub async fn pending_approvals(
     State(s): State<AppState>,
     session: AuthSession,
 ) -> Result<Json<PendingApprovals>> {
-    let now = now_ms();
+    let now = s.auth.now_ms();
     let pending = s
         .auth
         .pending_approvals(session.claims.sub)

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -13,6 +13,8 @@ use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
+use crate::domain::time::{Millis, ms, until};
+use crate::service::clock::Clock;
 use crate::service::ports::{BusEvent, EphemeralStore, StoreError, StoreResult};
 
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -20,27 +22,31 @@ const BUS_CAPACITY: usize = 1024;
 
 struct Entry {
     value: String,
-    expires_at: Instant,
+    /// Epoch milliseconds by the store's clock.
+    expires_at: Millis,
 }
 
 /// Bounded sets (`acquire_slots`): key → member → held until.
-type Slots = HashMap<String, HashMap<String, Instant>>;
+type Slots = HashMap<String, HashMap<String, Millis>>;
 
 pub struct MemoryStore {
     entries: Mutex<HashMap<String, Entry>>,
     slots: Mutex<Slots>,
     max_keys: usize,
+    /// The service's clock: TTLs move with it (tests advance it instead of sleeping).
+    clock: Arc<dyn Clock>,
     bus: broadcast::Sender<(String, String)>,
 }
 
 impl MemoryStore {
     /// Creates the store and starts its sweeper (which stops when the store is dropped).
-    pub fn start(max_keys: usize) -> Arc<Self> {
+    pub fn start(max_keys: usize, clock: Arc<dyn Clock>) -> Arc<Self> {
         let (bus, _) = broadcast::channel(BUS_CAPACITY);
         let store = Arc::new(Self {
             entries: Mutex::new(HashMap::new()),
             slots: Mutex::new(HashMap::new()),
             max_keys,
+            clock,
             bus,
         });
         let weak: Weak<Self> = Arc::downgrade(&store);
@@ -63,7 +69,7 @@ impl MemoryStore {
     }
 
     fn sweep(&self) {
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         self.lock().retain(|_, e| e.expires_at > now);
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.retain(|_, set| {
@@ -76,7 +82,7 @@ impl MemoryStore {
     fn live<'a>(
         map: &'a mut HashMap<String, Entry>,
         key: &str,
-        now: Instant,
+        now: Millis,
     ) -> Option<&'a mut Entry> {
         if map.get(key).is_some_and(|e| e.expires_at <= now) {
             map.remove(key);
@@ -91,7 +97,7 @@ impl MemoryStore {
         value: String,
         ttl: Duration,
     ) -> StoreResult<()> {
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         if !map.contains_key(key) && map.len() >= self.max_keys {
             map.retain(|_, e| e.expires_at > now);
             if map.len() >= self.max_keys {
@@ -105,11 +111,16 @@ impl MemoryStore {
             key.to_owned(),
             Entry {
                 value,
-                expires_at: now + ttl,
+                expires_at: now + ms(ttl),
             },
         );
         Ok(())
     }
+}
+
+/// Time left until `at` (zero once passed).
+fn left(at: Millis, now: Millis) -> Duration {
+    until(at, now).unwrap_or_default()
 }
 
 #[async_trait]
@@ -121,7 +132,7 @@ impl EphemeralStore for MemoryStore {
 
     async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<bool> {
         let mut map = self.lock();
-        if Self::live(&mut map, key, Instant::now()).is_some() {
+        if Self::live(&mut map, key, self.clock.now_ms()).is_some() {
             return Ok(false);
         }
         self.insert(&mut map, key, value.to_owned(), ttl)?;
@@ -130,12 +141,12 @@ impl EphemeralStore for MemoryStore {
 
     async fn get(&self, key: &str) -> StoreResult<Option<String>> {
         let mut map = self.lock();
-        Ok(Self::live(&mut map, key, Instant::now()).map(|e| e.value.clone()))
+        Ok(Self::live(&mut map, key, self.clock.now_ms()).map(|e| e.value.clone()))
     }
 
     async fn take(&self, key: &str) -> StoreResult<Option<String>> {
         let mut map = self.lock();
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         Ok(map
             .remove(key)
             .filter(|e| e.expires_at > now)
@@ -144,13 +155,13 @@ impl EphemeralStore for MemoryStore {
 
     async fn delete(&self, key: &str) -> StoreResult<bool> {
         let mut map = self.lock();
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         Ok(map.remove(key).is_some_and(|e| e.expires_at > now))
     }
 
     async fn increment(&self, key: &str, by: i64, ttl: Duration) -> StoreResult<(i64, Duration)> {
         let mut map = self.lock();
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         if let Some(entry) = Self::live(&mut map, key, now) {
             let n = entry
                 .value
@@ -158,7 +169,7 @@ impl EphemeralStore for MemoryStore {
                 .map_err(|e| StoreError::Other(e.into()))?
                 + by;
             entry.value = n.to_string();
-            return Ok((n, entry.expires_at.saturating_duration_since(now)));
+            return Ok((n, left(entry.expires_at, now)));
         }
         self.insert(&mut map, key, by.to_string(), ttl)?;
         Ok((by, ttl))
@@ -172,10 +183,10 @@ impl EphemeralStore for MemoryStore {
         ttl: Duration,
     ) -> StoreResult<bool> {
         let mut map = self.lock();
-        match Self::live(&mut map, key, Instant::now()) {
+        match Self::live(&mut map, key, self.clock.now_ms()) {
             Some(entry) if entry.value == expected => {
                 entry.value = new.to_owned();
-                entry.expires_at = Instant::now() + ttl;
+                entry.expires_at = self.clock.now_ms() + ms(ttl);
                 Ok(true)
             }
             _ => Ok(false),
@@ -184,8 +195,8 @@ impl EphemeralStore for MemoryStore {
 
     async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>> {
         let mut map = self.lock();
-        let now = Instant::now();
-        Ok(Self::live(&mut map, key, now).map(|e| e.expires_at.saturating_duration_since(now)))
+        let now = self.clock.now_ms();
+        Ok(Self::live(&mut map, key, now).map(|e| left(e.expires_at, now)))
     }
 
     async fn publish(&self, channel: &str, message: &str) -> StoreResult<usize> {
@@ -222,7 +233,7 @@ impl EphemeralStore for MemoryStore {
         ttl: Duration,
     ) -> StoreResult<bool> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         for (key, _) in sets {
             if let Some(set) = slots.get_mut(key) {
                 set.retain(|_, until| *until > now);
@@ -240,7 +251,7 @@ impl EphemeralStore for MemoryStore {
             slots
                 .entry(key.clone())
                 .or_default()
-                .insert(member.to_owned(), now + ttl);
+                .insert(member.to_owned(), now + ms(ttl));
         }
         Ok(true)
     }
@@ -268,12 +279,12 @@ impl EphemeralStore for MemoryStore {
         limit: usize,
     ) -> StoreResult<Vec<(String, Option<Duration>)>> {
         let map = self.lock();
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         Ok(map
             .iter()
             .filter(|(k, e)| e.expires_at > now && glob_match(pattern, k))
             .take(limit)
-            .map(|(k, e)| (k.clone(), Some(e.expires_at.saturating_duration_since(now))))
+            .map(|(k, e)| (k.clone(), Some(left(e.expires_at, now))))
             .collect())
     }
 }
@@ -299,7 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn ttl_take_cas_and_counters() {
-        let s = MemoryStore::start(100);
+        let s = MemoryStore::start(100, crate::service::clock::system());
         s.set("a", "1", Duration::from_millis(50)).await.unwrap();
         assert_eq!(s.get("a").await.unwrap().as_deref(), Some("1"));
         tokio::time::sleep(Duration::from_millis(80)).await;
@@ -346,7 +357,7 @@ mod tests {
 
     #[tokio::test]
     async fn memory_is_bounded() {
-        let s = MemoryStore::start(2);
+        let s = MemoryStore::start(2, crate::service::clock::system());
         s.set("a", "1", Duration::from_secs(5)).await.unwrap();
         s.set("b", "1", Duration::from_secs(5)).await.unwrap();
         assert!(matches!(

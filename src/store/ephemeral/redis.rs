@@ -74,6 +74,7 @@ pub struct RedisStore {
     incr: Script,
     slots_acquire: Script,
     last_unavailable_log: AtomicI64,
+    clock: Arc<dyn crate::service::clock::Clock>,
 }
 
 impl RedisStore {
@@ -101,7 +102,15 @@ impl RedisStore {
             incr: Script::new(INCREMENT_WITH_EXPIRY),
             slots_acquire: Script::new(ACQUIRE_SLOTS),
             last_unavailable_log: AtomicI64::new(0),
+            clock: crate::service::clock::system(),
         })
+    }
+
+    /// Uses `clock` for the expiry of bounded-set members (`acquire_slots`), whose scores our
+    /// script compares; key TTLs remain Redis's own clock.
+    pub fn with_clock(mut self, clock: Arc<dyn crate::service::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn shape_name(&self) -> &'static str {
@@ -359,7 +368,7 @@ impl EphemeralStore for RedisStore {
         for (key, _) in sets {
             invocation.key(self.key(key));
         }
-        invocation.arg(member).arg(now_ms()).arg(px(ttl));
+        invocation.arg(member).arg(self.clock.now_ms()).arg(px(ttl));
         for (_, limit) in sets {
             invocation.arg(*limit);
         }

@@ -288,7 +288,7 @@ impl AuditRepo for SqlStore {
 #[async_trait]
 impl HealthRepo for SqlStore {
     async fn applied_migrations(&self) -> StoreResult<Vec<i64>> {
-        const SQL: &str = "SELECT version FROM schema_migrations ORDER BY version";
+        const SQL: &str = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
         let rows: Vec<(i64,)> =
             on_db!(&self.db, |pool| sqlx::query_as(SQL).fetch_all(pool).await).map_err(db_err)?;
         Ok(rows.into_iter().map(|(v,)| v).collect())

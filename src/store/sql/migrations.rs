@@ -1,101 +1,116 @@
-//! Embedded migrations, one folder per dialect with identical version numbers (a test checks).
+//! Embedded migrations by `sqlx::migrate!`, one folder per dialect with identical version
+//! numbers (a test checks): a new `NNNN_name.sql` in both folders is picked up at the next
+//! build, with its checksum recorded in `_sqlx_migrations`.
+//!
+//! What sqlx's migrator does not do by itself, and this module adds:
+//! - no DDL when nothing is pending: `pending` looks with read-only queries first (a server on
+//!   a read-only standby, or with a role that cannot create tables, starts);
+//! - PgBouncer transaction pooling: sqlx's session-level lock is off; the whole run is one
+//!   transaction holding our transaction-level advisory lock (sqlx's per-migration
+//!   transactions become savepoints inside it), so concurrent start-ups serialise;
+//! - adoption of databases migrated by the former runner (`schema_migrations`): its versions
+//!   are recorded into `_sqlx_migrations` with their checksums, without re-running them.
 
-use sqlx::{Connection, Executor};
+use std::collections::HashMap;
+
+use sqlx::Connection;
+use sqlx::migrate::Migrator;
 
 use super::{Db, on_db};
-use crate::domain::time::now_ms;
 
-pub struct Migration {
-    pub version: i64,
-    pub name: &'static str,
-    pub sql: &'static str,
-}
+pub static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
+pub static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
-macro_rules! migrations {
-    ($dir:literal: $($version:literal $name:literal),* $(,)?) => {
-        &[$(Migration {
-            version: $version,
-            name: $name,
-            sql: include_str!(concat!("../../../migrations/", $dir, "/", $name, ".sql")),
-        }),*]
-    };
-}
-
-pub const SQLITE: &[Migration] = migrations!("sqlite":
-    1 "0001_init", 2 "0002_seed_rbac", 3 "0003_session_core", 4 "0004_retention",
-    5 "0005_hot_refresh", 6 "0006_mfa", 8 "0008_comparable_times");
-pub const POSTGRES: &[Migration] = migrations!("postgres":
-    1 "0001_init", 2 "0002_seed_rbac", 3 "0003_session_core", 4 "0004_retention",
-    5 "0005_hot_refresh", 6 "0006_mfa", 8 "0008_comparable_times");
-
-const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
-    version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
-const APPLIED: &str = "SELECT version FROM schema_migrations ORDER BY version";
-const RECORD: &str =
-    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)";
 /// Serialises concurrent start-ups of several instances on one PostgreSQL. A transaction-level
 /// lock, so that it also holds through a transaction pooler (PgBouncer).
 const PG_LOCK: &str = "SELECT pg_advisory_xact_lock(7262838461)";
 const PG_HAS_TABLE: &str = "SELECT count(*) FROM pg_catalog.pg_tables
-    WHERE schemaname = current_schema() AND tablename = 'schema_migrations'";
+    WHERE schemaname = current_schema() AND tablename = $1";
 const SQLITE_HAS_TABLE: &str =
-    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'";
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1";
+const APPLIED: &str =
+    "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
+const LEGACY_APPLIED: &str = "SELECT version FROM schema_migrations ORDER BY version";
 
-/// The versions of `migrations` not applied yet, found with read-only queries (so that a
-/// server on a read-only standby, or with a role that cannot create tables, starts when the
-/// schema is up to date).
-pub async fn pending(db: &Db) -> anyhow::Result<Vec<i64>> {
-    let (migrations, has_table) = match db {
-        Db::Postgres(_) => (POSTGRES, PG_HAS_TABLE),
-        Db::Sqlite(_) => (SQLITE, SQLITE_HAS_TABLE),
+/// The migrations of this database's dialect.
+pub fn migrator(db: &Db) -> &'static Migrator {
+    match db {
+        Db::Postgres(_) => &POSTGRES,
+        Db::Sqlite(_) => &SQLITE,
+    }
+}
+
+async fn has_table(db: &Db, name: &str) -> anyhow::Result<bool> {
+    let sql = match db {
+        Db::Postgres(_) => PG_HAS_TABLE,
+        Db::Sqlite(_) => SQLITE_HAS_TABLE,
     };
-    let (tables,): (i64,) = on_db!(db, |pool| sqlx::query_as(has_table).fetch_one(pool).await)?;
-    let applied: Vec<(i64,)> = if tables == 0 {
-        Vec::new()
-    } else {
-        on_db!(db, |pool| sqlx::query_as(APPLIED).fetch_all(pool).await)?
-    };
-    Ok(migrations
-        .iter()
-        .map(|m| m.version)
-        .filter(|v| !applied.iter().any(|(a,)| a == v))
+    let (n,): (i64,) = on_db!(db, |pool| sqlx::query_as(sql)
+        .bind(name)
+        .fetch_one(pool)
+        .await)?;
+    Ok(n > 0)
+}
+
+/// The versions recorded as applied (by sqlx's migrator), read-only; empty when never migrated.
+pub async fn applied(db: &Db) -> anyhow::Result<Vec<i64>> {
+    Ok(applied_checksums(db)
+        .await?
+        .into_keys()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect())
 }
 
-/// Applies the pending migrations, each in its own transaction. Returns how many ran. Does no
-/// DDL (and takes no lock) when none is pending.
+async fn applied_checksums(db: &Db) -> anyhow::Result<HashMap<i64, Vec<u8>>> {
+    if !has_table(db, "_sqlx_migrations").await? {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i64, Vec<u8>)> =
+        on_db!(db, |pool| sqlx::query_as(APPLIED).fetch_all(pool).await)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The versions not applied yet (or applied with another checksum), found with read-only
+/// queries.
+pub async fn pending(db: &Db) -> anyhow::Result<Vec<i64>> {
+    let applied = applied_checksums(db).await?;
+    Ok(migrator(db)
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .filter(|m| applied.get(&m.version).is_none_or(|c| **c != *m.checksum))
+        .map(|m| m.version)
+        .collect())
+}
+
+/// The versions the former runner recorded in `schema_migrations`, if that table exists.
+async fn legacy_versions(db: &Db) -> anyhow::Result<Vec<i64>> {
+    if !has_table(db, "schema_migrations").await? {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(i64,)> = on_db!(db, |pool| sqlx::query_as(LEGACY_APPLIED)
+        .fetch_all(pool)
+        .await)?;
+    Ok(rows.into_iter().map(|(v,)| v).collect())
+}
+
+/// Applies the pending migrations in one transaction. Returns how many ran (adopted ones not
+/// counted). Does no DDL (and takes no lock) when none is pending.
 pub async fn run(db: &Db) -> anyhow::Result<usize> {
-    if pending(db).await?.is_empty() {
+    let pending = pending(db).await?;
+    if pending.is_empty() {
         return Ok(0);
     }
-    let mut applied_now = 0;
-    // SQLite takes the write lock up front; PostgreSQL serialises on an advisory lock.
-    macro_rules! apply {
-        ($conn:expr, $migrations:expr, $begin:expr, $lock:expr) => {
-            for m in $migrations {
-                let mut tx = $conn.begin_with($begin).await?;
-                if let Some(lock) = $lock {
-                    (&mut *tx).execute(lock).await?;
-                }
-                (&mut *tx).execute(CREATE_TABLE).await?;
-                let done: Vec<(i64,)> = sqlx::query_as(APPLIED).fetch_all(&mut *tx).await?;
-                if done.iter().any(|(v,)| *v == m.version) {
-                    continue;
-                }
-                (&mut *tx)
-                    .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(m.sql)))
-                    .await?;
-                sqlx::query(RECORD)
-                    .bind(m.version)
-                    .bind(m.name)
-                    .bind(now_ms())
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                applied_now += 1;
-            }
-        };
-    }
+    // A database of the former runner: what it applied is recorded, not run again.
+    let adopt = match applied_checksums(db).await?.is_empty() {
+        true => legacy_versions(db).await?.into_iter().max(),
+        false => None,
+    };
+    let mut migrator = Migrator {
+        migrations: migrator(db).migrations.clone(),
+        ..Migrator::DEFAULT
+    };
+    migrator.set_locking(false);
     match db {
         Db::Postgres(pg) => {
             let begin = if pg.pins_statements() {
@@ -104,14 +119,28 @@ pub async fn run(db: &Db) -> anyhow::Result<usize> {
                 "BEGIN"
             };
             let mut conn = pg.pool().acquire().await?;
-            apply!(conn, POSTGRES, begin, Some(PG_LOCK));
+            let mut tx = conn.begin_with(begin).await?;
+            sqlx::raw_sql(PG_LOCK).execute(&mut *tx).await?;
+            if let Some(version) = adopt {
+                migrator.skip(&mut *tx, Some(version)).await?;
+            }
+            migrator.run(&mut *tx).await?;
+            tx.commit().await?;
         }
         Db::Sqlite(pool) => {
             let mut conn = pool.acquire().await?;
-            apply!(conn, SQLITE, "BEGIN IMMEDIATE", None::<&str>);
+            // SQLite takes the write lock up front.
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            if let Some(version) = adopt {
+                migrator.skip(&mut *tx, Some(version)).await?;
+            }
+            migrator.run(&mut *tx).await?;
+            tx.commit().await?;
         }
     }
-    Ok(applied_now)
+    let left = self::pending(db).await?;
+    let adopted = adopt.map_or(0, |v| pending.iter().filter(|p| **p <= v).count());
+    Ok(pending.len() - left.len() - adopted)
 }
 
 #[cfg(test)]
@@ -120,7 +149,12 @@ mod tests {
 
     #[test]
     fn dialects_have_the_same_versions() {
-        let v = |ms: &[Migration]| ms.iter().map(|m| (m.version, m.name)).collect::<Vec<_>>();
-        assert_eq!(v(SQLITE), v(POSTGRES));
+        let v = |m: &Migrator| {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(v(&SQLITE), v(&POSTGRES));
+        assert!(SQLITE.iter().count() >= 5);
     }
 }

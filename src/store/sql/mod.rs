@@ -9,6 +9,8 @@ mod events;
 mod invites;
 mod mfa;
 pub mod migrations;
+#[cfg(test)]
+mod placeholders;
 pub mod postgres;
 mod retention;
 mod sessions;

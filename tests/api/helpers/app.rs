@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mbpanel_auth::app::Application;
 use mbpanel_auth::config::{Config, Env};
+use mbpanel_auth::service::clock::ManualClock;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -148,6 +149,8 @@ pub struct Storage {
     pub redis: TestRedis,
     /// When set, the application reaches PostgreSQL through this local port (a `TcpProxy`).
     pub pg_proxy_port: Option<u16>,
+    /// The clock of every instance on this storage: tests move it instead of sleeping.
+    pub clock: Arc<ManualClock>,
 }
 
 impl Storage {
@@ -160,6 +163,7 @@ impl Storage {
             redis_prefix: unique("t") + ":",
             redis: TestRedis::from_env(),
             pg_proxy_port: None,
+            clock: ManualClock::new(),
         };
         if mode == Mode::Production {
             let name = unique("mbpanel_test_");
@@ -459,7 +463,6 @@ impl TestApp {
     ) -> TestApp {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        drop(listener);
         let mut settings: HashMap<String, String> = [
             ("BIND_ADDR", format!("127.0.0.1:{port}")),
             ("BASE_URL", format!("http://127.0.0.1:{port}")),
@@ -494,7 +497,7 @@ impl TestApp {
         }
         let config =
             Config::from_env(&Env::from_map(settings.clone())).expect("valid test configuration");
-        let app = Application::build(config)
+        let app = Application::build_with(config, storage.clock.clone(), Some(listener))
             .await
             .expect("application starts");
         let port = app.port();
@@ -522,6 +525,23 @@ impl TestApp {
             http,
             jar,
             base: self.base.clone(),
+        }
+    }
+
+    /// Lets `by` pass on the server's clock at once: every window our code checks (token and
+    /// CSRF expiry, idle timeout, reuse grace, code and link expiry, and in embedded mode every
+    /// TTL of the in-process store) sees the time moved.
+    pub fn advance(&self, by: Duration) {
+        self.storage.clock.advance(by);
+    }
+
+    /// Lets `by` pass for a window kept by an ephemeral-store key's TTL. In embedded mode the
+    /// in-process store runs on our clock, so it is moved; Redis expires keys by its own clock,
+    /// so in production mode the test also waits `by` for real (as short as the window allows).
+    pub async fn outlive_ttl(&self, by: Duration) {
+        self.advance(by);
+        if self.storage.mode == Mode::Production {
+            tokio::time::sleep(by).await;
         }
     }
 
