@@ -52,6 +52,7 @@ impl Error {
             Error::SessionNotFound => (S::NOT_FOUND, "session_not_found"),
             Error::PrivilegeEscalation(_) => (S::FORBIDDEN, "privilege_escalation"),
             Error::InviteEmailMismatch => (S::FORBIDDEN, "invite_email_mismatch"),
+            Error::MfaRequiredByTeam => (S::FORBIDDEN, "mfa_required_by_team"),
             Error::Conflict { code, .. } => (S::CONFLICT, code),
             Error::Validation { .. } => (S::UNPROCESSABLE_ENTITY, "validation_error"),
             Error::BadRequest(_) => (S::BAD_REQUEST, "bad_request"),

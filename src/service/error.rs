@@ -89,6 +89,8 @@ pub enum Error {
     VirtuozzoRefreshFailed,
     #[error("Virtuozzo is not configured (VZ_CREDENTIALS_KEY)")]
     VirtuozzoNotConfigured,
+    #[error("This team requires a second factor (TOTP or a passkey); set one up first")]
+    MfaRequiredByTeam,
     #[error("Only the team Owner can do this")]
     OwnerOnly,
     #[error("{0} is unavailable")]

@@ -15,6 +15,7 @@ pub mod invites;
 pub mod keys;
 pub mod login;
 pub mod my_sessions;
+pub mod new_device;
 pub mod operator;
 pub mod passwords;
 pub mod ports;
@@ -26,6 +27,7 @@ pub mod retention;
 pub mod revocation;
 pub mod roles;
 pub mod session;
+pub mod team_policy;
 pub mod teams;
 pub mod tokens;
 pub mod users;
@@ -59,6 +61,7 @@ pub struct AuthSettings {
     pub csrf_token_ttl: Duration,
     pub email_verification_ttl: Duration,
     pub trusted_device_ttl: Duration,
+    pub new_device_alerts: bool,
     pub login_rate_limit_attempts: u32,
     pub login_rate_limit_ip_attempts: u32,
     pub login_rate_limit_window: Duration,
@@ -87,6 +90,7 @@ impl AuthSettings {
             csrf_token_ttl: c.csrf_token_ttl,
             email_verification_ttl: c.email_verification_ttl,
             trusted_device_ttl: c.trusted_device_ttl,
+            new_device_alerts: c.new_device_alerts,
             login_rate_limit_attempts: c.login_rate_limit_attempts,
             login_rate_limit_ip_attempts: c.login_rate_limit_ip_attempts,
             login_rate_limit_window: c.login_rate_limit_window,
@@ -128,6 +132,8 @@ pub struct Auth {
     pub(crate) bus: bus::Bus,
     pub(crate) vault: vault::CredentialVault,
     pub(crate) virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
+    /// `/auth/me`'s `mfa_setup_required_by`, briefly reused (see `team_policy`).
+    pub(crate) mfa_notices: team_policy::SetupNotices,
 }
 
 /// The outside world the service talks to, chosen once by the wiring.
@@ -166,6 +172,7 @@ impl Auth {
             bus: bus::Bus::default(),
             vault,
             virtuozzo,
+            mfa_notices: team_policy::SetupNotices::default(),
         }
     }
 

@@ -5,6 +5,7 @@ mod auth;
 mod concurrent;
 mod health;
 mod pages;
+mod security;
 mod teams;
 mod virtuozzo;
 
@@ -46,6 +47,11 @@ pub fn api() -> Router<AppState> {
         .route(
             "/auth/concurrent-login/{token}/{decision}",
             post(concurrent::decide),
+        )
+        .route("/auth/new-device/not-me", post(security::not_me))
+        .route(
+            "/teams/{team_id}/security",
+            get(security::get_policy).put(security::put_policy),
         )
         .route("/auth/switch-team", post(teams::switch_team))
         .route("/teams", get(teams::list_teams).post(teams::create_team))
@@ -97,6 +103,7 @@ pub fn pages() -> Router<AppState> {
         .route("/reset-password", get(pages::reset_password))
         .route("/concurrent-login", get(pages::concurrent_login))
         .route("/invite", get(pages::invite))
+        .route("/new-device", get(pages::new_device))
         .route("/", get(pages::ui_index))
         .route("/app.js", get(pages::ui_script))
         .route("/app.css", get(pages::ui_style))

@@ -91,6 +91,18 @@ pub async fn invite() -> impl IntoResponse {
     )
 }
 
+pub async fn new_device() -> impl IntoResponse {
+    page(
+        "New sign-in to your account",
+        r#"<p>Your account was signed in to from a new device. If this wasn't you, secure your account: every session is signed out, every trusted device forgotten, and a password reset link is emailed to you.</p>
+<button id="go">This wasn't me</button>"#,
+        r#"document.getElementById('go').onclick = async () => {
+  const [ok, body] = await post('/api/v1/auth/new-device/not-me', {token});
+  show(ok ? 'Done: you are signed out everywhere. Check your email to choose a new password.' : (body.detail || 'Failed'));
+};"#,
+    )
+}
+
 /// The web UI: external script and style only (no inline code), so its CSP is strict.
 const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 

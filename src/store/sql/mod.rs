@@ -10,6 +10,7 @@ mod invites;
 pub mod migrations;
 pub mod postgres;
 mod retention;
+mod security;
 mod sessions;
 mod teams;
 
