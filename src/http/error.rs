@@ -33,6 +33,7 @@ impl Error {
             Error::OtpRequired => (S::FORBIDDEN, "otp_required"),
             Error::OtpNotPending => (S::BAD_REQUEST, "otp_not_pending"),
             Error::OtpInvalid { .. } => (S::UNAUTHORIZED, "otp_invalid"),
+            Error::PasskeyInvalid { .. } => (S::UNAUTHORIZED, "passkey_invalid"),
             Error::OtpAttemptsExceeded => (S::UNAUTHORIZED, "otp_attempts_exceeded"),
             Error::ConcurrentLoginPending { .. } => (S::LOCKED, "concurrent_login_pending"),
             Error::ConcurrentLoginDenied => (S::FORBIDDEN, "concurrent_login_denied"),
@@ -104,6 +105,9 @@ impl IntoResponse for Error {
             Error::OtpInvalid { attempts_remaining } => {
                 body["attempts_remaining"] = Value::from(*attempts_remaining)
             }
+            Error::PasskeyInvalid {
+                attempts_remaining: Some(n),
+            } => body["attempts_remaining"] = Value::from(*n),
             Error::MissingPermission(slug) | Error::PrivilegeEscalation(slug) => {
                 body["permission"] = Value::from(slug.as_str())
             }

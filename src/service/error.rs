@@ -27,6 +27,8 @@ pub enum Error {
     OtpNotPending,
     #[error("Invalid verification code")]
     OtpInvalid { attempts_remaining: u32 },
+    #[error("The passkey was not accepted")]
+    PasskeyInvalid { attempts_remaining: Option<u32> },
     #[error("Too many invalid codes; sign in again")]
     OtpAttemptsExceeded,
     #[error("Concurrent login approval pending")]

@@ -17,6 +17,7 @@ pub mod login;
 pub mod my_sessions;
 pub mod new_device;
 pub mod operator;
+pub mod passkeys;
 pub mod passwords;
 pub mod ports;
 pub mod profile;
@@ -134,6 +135,8 @@ pub struct Auth {
     pub(crate) virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
     /// `/auth/me`'s `mfa_setup_required_by`, briefly reused (see `team_policy`).
     pub(crate) mfa_notices: team_policy::SetupNotices,
+    /// The WebAuthn relying party (`BASE_URL`).
+    pub(crate) passkeys: passkeys::RelyingParty,
 }
 
 /// The outside world the service talks to, chosen once by the wiring.
@@ -159,6 +162,7 @@ impl Auth {
             virtuozzo,
             outbox_wakeup,
         } = adapters;
+        let passkeys = passkeys::RelyingParty::from_base_url(&settings.base_url);
         Self {
             repo,
             store,
@@ -173,6 +177,7 @@ impl Auth {
             vault,
             virtuozzo,
             mfa_notices: team_policy::SetupNotices::default(),
+            passkeys,
         }
     }
 

@@ -459,6 +459,41 @@ pub trait DeviceHistoryRepo: Send + Sync {
     ) -> StoreResult<Option<(UserId, String)>>;
 }
 
+/// A registered passkey. `passkey` is webauthn-rs's verified credential as JSON (public key,
+/// counter: nothing secret).
+#[derive(Debug, Clone)]
+pub struct PasskeyRecord {
+    pub id: i64,
+    pub name: String,
+    pub passkey: String,
+    pub created_at: Millis,
+    pub last_used_at: Option<Millis>,
+}
+
+#[async_trait]
+pub trait PasskeyRepo: Send + Sync {
+    async fn passkeys(&self, user_id: UserId) -> StoreResult<Vec<PasskeyRecord>>;
+    /// `None` when the credential is registered already (to anyone).
+    async fn insert_passkey(
+        &self,
+        user_id: UserId,
+        credential_id: &str,
+        name: &str,
+        passkey: &str,
+        now: Millis,
+    ) -> StoreResult<Option<i64>>;
+    async fn rename_passkey(&self, user_id: UserId, id: i64, name: &str) -> StoreResult<bool>;
+    async fn delete_passkey(&self, user_id: UserId, id: i64) -> StoreResult<bool>;
+    /// After a sign-in with it: the updated credential (counter) and when.
+    async fn passkey_used(
+        &self,
+        user_id: UserId,
+        id: i64,
+        passkey: &str,
+        now: Millis,
+    ) -> StoreResult<()>;
+}
+
 /// A team's security policy as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamPolicyRecord {
@@ -590,6 +625,7 @@ pub trait Repository:
     + DeviceRepo
     + DeviceHistoryRepo
     + TeamPolicyRepo
+    + PasskeyRepo
     + SessionRepo
     + OutboxRepo
     + AuditRepo
@@ -606,6 +642,7 @@ impl<T> Repository for T where
         + DeviceRepo
         + DeviceHistoryRepo
         + TeamPolicyRepo
+        + PasskeyRepo
         + SessionRepo
         + OutboxRepo
         + AuditRepo

@@ -72,6 +72,12 @@ fn require_owner(access: &TeamAccess) -> Result<()> {
 }
 
 impl Auth {
+    /// After a change of a policy or of someone's second factors (this instance at once,
+    /// others within `SETUP_NOTICE_TTL`).
+    pub(crate) fn invalidate_mfa_notices(&self) {
+        self.mfa_notices.0.invalidate_all();
+    }
+
     async fn policy_of(&self, team_id: TeamId) -> Result<TeamPolicy> {
         Ok(TeamPolicy::from_record(
             self.repo.team_policy(team_id).await?,
@@ -132,7 +138,7 @@ impl Auth {
         self.repo
             .set_team_policy(access.team_id, &record, access.user_id)
             .await?;
-        self.mfa_notices.0.invalidate_all();
+        self.invalidate_mfa_notices();
         metrics::counter!("team_security_policy_changes_total").increment(1);
         self.audit_team(
             "team_security_policy_changed",

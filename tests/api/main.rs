@@ -19,6 +19,7 @@ mod openapi;
 mod operability;
 mod operations;
 mod otp;
+mod passkeys;
 mod outbox;
 mod postmark;
 

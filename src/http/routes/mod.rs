@@ -5,6 +5,7 @@ mod auth;
 mod concurrent;
 mod health;
 mod pages;
+mod passkeys;
 mod security;
 mod teams;
 mod virtuozzo;
@@ -49,6 +50,21 @@ pub fn api() -> Router<AppState> {
             post(concurrent::decide),
         )
         .route("/auth/new-device/not-me", post(security::not_me))
+        .route("/auth/mfa/passkeys", get(passkeys::list))
+        .route(
+            "/auth/mfa/passkeys/register/begin",
+            post(passkeys::register_begin),
+        )
+        .route(
+            "/auth/mfa/passkeys/register/finish",
+            post(passkeys::register_finish),
+        )
+        .route(
+            "/auth/mfa/passkeys/{id}",
+            patch(passkeys::rename).delete(passkeys::delete),
+        )
+        .route("/auth/mfa/webauthn/begin", post(passkeys::login_begin))
+        .route("/auth/mfa/webauthn/finish", post(passkeys::login_finish))
         .route(
             "/teams/{team_id}/security",
             get(security::get_policy).put(security::put_policy),

@@ -8,6 +8,7 @@ mod accounts;
 mod events;
 mod invites;
 pub mod migrations;
+mod passkeys;
 pub mod postgres;
 mod retention;
 mod security;
