@@ -136,7 +136,12 @@ impl Auth {
             .map(|p| p.map(|p| p.cred_id().clone()))
             .collect::<Result<Vec<_>>>()?;
         let (options, state) = rp
-            .start_passkey_registration(user_handle(user.id), &user.email, &user.name, Some(exclude))
+            .start_passkey_registration(
+                user_handle(user.id),
+                &user.email,
+                &user.name,
+                Some(exclude),
+            )
             .map_err(|e| Error::Internal(anyhow::anyhow!("webauthn: {e}")))?;
         let ceremony = tokens::random_token();
         let pending = PendingRegistration {
@@ -145,7 +150,11 @@ impl Auth {
         };
         let value = serde_json::to_string(&pending).map_err(anyhow::Error::from)?;
         self.store
-            .set(&keys::passkey_registration(&ceremony), &value, REGISTRATION_TTL)
+            .set(
+                &keys::passkey_registration(&ceremony),
+                &value,
+                REGISTRATION_TTL,
+            )
             .await?;
         let options = serde_json::to_value(&options).map_err(anyhow::Error::from)?;
         Ok((ceremony, options))
@@ -357,9 +366,7 @@ impl Auth {
                     .await?;
             }
         }
-        let outcome = self
-            .pass_second_factor(preauth_token, &raw, &state)
-            .await?;
+        let outcome = self.pass_second_factor(preauth_token, &raw, &state).await?;
         self.store.delete(&attempts_key).await?;
         metrics::counter!("passkey_logins_total").increment(1);
         self.audit(

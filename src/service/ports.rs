@@ -433,8 +433,11 @@ pub struct DeviceHistory {
 /// Devices signed in from, and the single-use "this wasn't me" links of new-device alerts.
 #[async_trait]
 pub trait DeviceHistoryRepo: Send + Sync {
-    async fn device_history(&self, user_id: UserId, fingerprint: &str)
-    -> StoreResult<DeviceHistory>;
+    async fn device_history(
+        &self,
+        user_id: UserId,
+        fingerprint: &str,
+    ) -> StoreResult<DeviceHistory>;
     /// Records a sign-in from the device (first time, or again).
     async fn remember_device(
         &self,

@@ -19,8 +19,8 @@ mod openapi;
 mod operability;
 mod operations;
 mod otp;
-mod passkeys;
 mod outbox;
+mod passkeys;
 mod postmark;
 
 mod redis_shapes;

@@ -81,12 +81,25 @@ async fn only_a_device_not_seen_before_alerts(mode: Mode) {
     let before = app.mail.count_to(&user.email);
     let firefox = browser_as(&app, FIREFOX);
     sign_in_approved(&app, &firefox, &user, None).await;
-    let alert = app.mail.wait_for_containing(&user.email, before, ALERT).await;
-    assert!(alert.data.contains("Device: Firefox on Linux"), "{}", alert.data);
-    assert!(alert.data.contains("IP address: 127.0.0.1"), "{}", alert.data);
+    let alert = app
+        .mail
+        .wait_for_containing(&user.email, before, ALERT)
+        .await;
+    assert!(
+        alert.data.contains("Device: Firefox on Linux"),
+        "{}",
+        alert.data
+    );
+    assert!(
+        alert.data.contains("IP address: 127.0.0.1"),
+        "{}",
+        alert.data
+    );
     assert!(alert.data.contains("Time: 20"), "{}", alert.data);
     assert!(
-        alert.data.contains(&format!("{}/new-device?token=", app.base)),
+        alert
+            .data
+            .contains(&format!("{}/new-device?token=", app.base)),
         "{}",
         alert.data
     );
@@ -157,7 +170,10 @@ async fn this_wasnt_me_secures_the_account(mode: Mode) {
         .browser()
         .post("/api/v1/auth/new-device/not-me", json!({ "token": token }))
         .await;
-    assert_eq!(expect(r, StatusCode::BAD_REQUEST).await["code"], "token_invalid");
+    assert_eq!(
+        expect(r, StatusCode::BAD_REQUEST).await["code"],
+        "token_invalid"
+    );
 }
 
 async fn the_link_expires_and_bad_input_is_refused(mode: Mode) {
@@ -174,7 +190,10 @@ async fn the_link_expires_and_bad_input_is_refused(mode: Mode) {
     let r = b
         .post("/api/v1/auth/new-device/not-me", json!({ "token": token }))
         .await;
-    assert_eq!(expect(r, StatusCode::BAD_REQUEST).await["code"], "token_invalid");
+    assert_eq!(
+        expect(r, StatusCode::BAD_REQUEST).await["code"],
+        "token_invalid"
+    );
     expect(mine.me().await, StatusCode::OK).await;
     for bad in [json!({}), json!({ "token": 5 }), json!([])] {
         let r = b.post("/api/v1/auth/new-device/not-me", bad).await;
@@ -186,7 +205,10 @@ async fn the_link_expires_and_bad_input_is_refused(mode: Mode) {
         let r = b
             .post("/api/v1/auth/new-device/not-me", json!({ "token": token }))
             .await;
-        assert_eq!(expect(r, StatusCode::BAD_REQUEST).await["code"], "token_invalid");
+        assert_eq!(
+            expect(r, StatusCode::BAD_REQUEST).await["code"],
+            "token_invalid"
+        );
     }
 }
 
@@ -206,8 +228,9 @@ async fn doctor_says_whether_alerts_are_on(mode: Mode) {
         let env = [("EMAIL_BACKEND", "log"), ("NEW_DEVICE_ALERTS", value)];
         let (_, said) = crate::cli::cli(&app, &env, &["doctor"]);
         assert!(
-            said.lines()
-                .any(|l| l.starts_with("PASS") && l.contains("new-device alerts") && l.contains(word)),
+            said.lines().any(|l| l.starts_with("PASS")
+                && l.contains("new-device alerts")
+                && l.contains(word)),
             "{value}: {said}"
         );
     }

@@ -91,8 +91,12 @@ async fn spawn_on_localhost(mode: Mode) -> TestApp {
 
 async fn register(driver: &Driver, b: &Browser, name: &str) -> Value {
     let begin = expect(
-        b.send(Method::POST, "/api/v1/auth/mfa/passkeys/register/begin", None)
-            .await,
+        b.send(
+            Method::POST,
+            "/api/v1/auth/mfa/passkeys/register/begin",
+            None,
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -143,7 +147,9 @@ async fn passkeys_register_and_sign_in_in_a_browser(mode: Mode) {
     let user = app.verified_user().await;
     let b = app.signed_in(&user).await;
     let driver = Driver::start().await;
-    driver.goto(&format!("{}/verify-email", app.settings["BASE_URL"])).await;
+    driver
+        .goto(&format!("{}/verify-email", app.settings["BASE_URL"]))
+        .await;
     driver.add_virtual_authenticator().await;
 
     // Register, list, rename.
@@ -170,11 +176,18 @@ async fn passkeys_register_and_sign_in_in_a_browser(mode: Mode) {
             Some(json!({ "name": "" })),
         )
         .await;
-    assert_eq!(expect(r, StatusCode::UNPROCESSABLE_ENTITY).await["field"], "name");
+    assert_eq!(
+        expect(r, StatusCode::UNPROCESSABLE_ENTITY).await["field"],
+        "name"
+    );
     // Someone else's passkey is not found.
     let other = app.signed_in(&app.verified_user().await).await;
     let r = other
-        .send(Method::DELETE, &format!("/api/v1/auth/mfa/passkeys/{id}"), None)
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/auth/mfa/passkeys/{id}"),
+            None,
+        )
         .await;
     expect(r, StatusCode::NOT_FOUND).await;
     expect(b.post_csrf("/api/v1/auth/logout").await, StatusCode::OK).await;
@@ -201,7 +214,10 @@ async fn passkeys_register_and_sign_in_in_a_browser(mode: Mode) {
             json!({ "preauth_token": preauth, "credential": { "id": 1 } }),
         )
         .await;
-    assert_eq!(expect(r, StatusCode::UNPROCESSABLE_ENTITY).await["field"], "credential");
+    assert_eq!(
+        expect(r, StatusCode::UNPROCESSABLE_ENTITY).await["field"],
+        "credential"
+    );
 
     // The passkey as the second factor: the login becomes a session, the device trusted.
     let assertion = passkey_assertion(&driver, &fresh, &preauth).await;
@@ -238,7 +254,11 @@ async fn passkeys_register_and_sign_in_in_a_browser(mode: Mode) {
 
     // Delete: gone, and a login can no longer ask for it.
     let r = fresh
-        .send(Method::DELETE, &format!("/api/v1/auth/mfa/passkeys/{id}"), None)
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/auth/mfa/passkeys/{id}"),
+            None,
+        )
         .await;
     expect(r, StatusCode::NO_CONTENT).await;
     expect(fresh.post_csrf("/api/v1/auth/logout").await, StatusCode::OK).await;
@@ -258,12 +278,22 @@ async fn passkeys_need_a_domain_name(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let b = app.signed_in(&app.verified_user().await).await;
     let r = b
-        .send(Method::POST, "/api/v1/auth/mfa/passkeys/register/begin", None)
+        .send(
+            Method::POST,
+            "/api/v1/auth/mfa/passkeys/register/begin",
+            None,
+        )
         .await;
-    assert_eq!(expect(r, StatusCode::CONFLICT).await["code"], "passkeys_unavailable");
+    assert_eq!(
+        expect(r, StatusCode::CONFLICT).await["code"],
+        "passkeys_unavailable"
+    );
     let r = app
         .browser()
-        .post("/api/v1/auth/mfa/webauthn/begin", json!({ "preauth_token": "nope" }))
+        .post(
+            "/api/v1/auth/mfa/webauthn/begin",
+            json!({ "preauth_token": "nope" }),
+        )
         .await;
     assert!(r.status().is_client_error());
 }

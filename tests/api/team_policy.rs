@@ -12,8 +12,12 @@ use crate::helpers::{Mode, TestApp};
 use crate::teams::role_id;
 
 async fn put_policy(b: &Browser, team: i64, body: Value) -> reqwest::Response {
-    b.send(Method::PUT, &format!("/api/v1/teams/{team}/security"), Some(body))
-        .await
+    b.send(
+        Method::PUT,
+        &format!("/api/v1/teams/{team}/security"),
+        Some(body),
+    )
+    .await
 }
 
 async fn user_id(b: &Browser) -> i64 {
@@ -66,12 +70,22 @@ async fn only_an_owner_with_a_second_factor_can_require_one(mode: Mode) {
     // Not the Owner: refused, even with team permissions.
     for r in [
         member.get(&format!("/api/v1/teams/{team}/security")).await,
-        put_policy(&member, team, json!({ "require_mfa": false, "grace_days": 1 })).await,
+        put_policy(
+            &member,
+            team,
+            json!({ "require_mfa": false, "grace_days": 1 }),
+        )
+        .await,
     ] {
         assert_eq!(expect(r, StatusCode::FORBIDDEN).await["code"], "owner_only");
     }
     // The Owner without a second factor would lock themself out: refused.
-    let r = put_policy(&owner, team, json!({ "require_mfa": true, "grace_days": 7 })).await;
+    let r = put_policy(
+        &owner,
+        team,
+        json!({ "require_mfa": true, "grace_days": 7 }),
+    )
+    .await;
     let e = expect(r, StatusCode::CONFLICT).await;
     assert_eq!(e["code"], "owner_mfa_required", "{e}");
     // Bad input: 422 with the field.
@@ -110,7 +124,12 @@ async fn members_without_a_second_factor_are_refused_after_the_grace(mode: Mode)
     give_passkey(&app, user_id(&owner).await).await;
 
     // On, with a grace of 7 days: nobody is refused yet; the member is told by when.
-    let r = put_policy(&owner, team, json!({ "require_mfa": true, "grace_days": 7 })).await;
+    let r = put_policy(
+        &owner,
+        team,
+        json!({ "require_mfa": true, "grace_days": 7 }),
+    )
+    .await;
     let policy = expect(r, StatusCode::OK).await;
     assert_eq!(policy["require_mfa"], true);
     assert_eq!(policy["grace_days"], 7);
@@ -131,10 +150,18 @@ async fn members_without_a_second_factor_are_refused_after_the_grace(mode: Mode)
     expect(switch(&member, team).await, StatusCode::OK).await;
 
     // The grace is over: the member cannot switch or exchange into the team.
-    let r = put_policy(&owner, team, json!({ "require_mfa": true, "grace_days": 0 })).await;
+    let r = put_policy(
+        &owner,
+        team,
+        json!({ "require_mfa": true, "grace_days": 0 }),
+    )
+    .await;
     expect(r, StatusCode::OK).await;
     let r = switch(&member, team).await;
-    assert_eq!(expect(r, StatusCode::FORBIDDEN).await["code"], "mfa_required_by_team");
+    assert_eq!(
+        expect(r, StatusCode::FORBIDDEN).await["code"],
+        "mfa_required_by_team"
+    );
     let fresh = app.browser();
     let preauth = app.login_verified(&fresh, &member_user).await;
     let r = fresh
@@ -143,22 +170,28 @@ async fn members_without_a_second_factor_are_refused_after_the_grace(mode: Mode)
             json!({ "preauth_token": preauth, "team_id": team }),
         )
         .await;
-    assert_eq!(expect(r, StatusCode::FORBIDDEN).await["code"], "mfa_required_by_team");
+    assert_eq!(
+        expect(r, StatusCode::FORBIDDEN).await["code"],
+        "mfa_required_by_team"
+    );
     // The owner is not locked out.
     expect(switch(&owner, team).await, StatusCode::OK).await;
 
     // With a second factor the member gets in again; switched off, so would anyone.
     give_passkey(&app, member_id).await;
     expect(switch(&member, team).await, StatusCode::OK).await;
-    let r = put_policy(&owner, team, json!({ "require_mfa": false, "grace_days": 0 })).await;
+    let r = put_policy(
+        &owner,
+        team,
+        json!({ "require_mfa": false, "grace_days": 0 }),
+    )
+    .await;
     let off = expect(r, StatusCode::OK).await;
     assert_eq!(off["require_mfa"], false);
     assert!(off["enforced_at"].is_null());
     let audited = app
         .storage
-        .sql_rows(
-            "SELECT count(*) FROM audit_log WHERE event = 'team_security_policy_changed'",
-        )
+        .sql_rows("SELECT count(*) FROM audit_log WHERE event = 'team_security_policy_changed'")
         .await;
     assert_eq!(audited[0][0], "3");
 }

@@ -20,13 +20,15 @@ impl PasskeyRepo for SqlStore {
             .map_err(db_err)?;
         Ok(rows
             .into_iter()
-            .map(|(id, name, passkey, created_at, last_used_at)| PasskeyRecord {
-                id,
-                name,
-                passkey,
-                created_at,
-                last_used_at,
-            })
+            .map(
+                |(id, name, passkey, created_at, last_used_at)| PasskeyRecord {
+                    id,
+                    name,
+                    passkey,
+                    created_at,
+                    last_used_at,
+                },
+            )
             .collect())
     }
 

@@ -39,7 +39,8 @@ impl DeviceHistoryRepo for SqlStore {
         fingerprint: &str,
         now: Millis,
     ) -> StoreResult<()> {
-        const SQL: &str = "INSERT INTO known_devices (user_id, fingerprint, first_seen_at, last_seen_at)
+        const SQL: &str =
+            "INSERT INTO known_devices (user_id, fingerprint, first_seen_at, last_seen_at)
             VALUES ($1, $2, $3, $3)
             ON CONFLICT (user_id, fingerprint) DO UPDATE SET last_seen_at = excluded.last_seen_at";
         on_db!(&self.db, |pool| sqlx::query(SQL)
