@@ -104,6 +104,11 @@ impl Services {
                 config.vz_signin_url.clone(),
                 config.vz_timeout,
             )?),
+            breaches: match &config.password_breach_api_url {
+                Some(url) => Some(Arc::new(crate::breach::HttpBreachRange::new(url.clone())?)),
+                None => None,
+            },
+            mfa_vault: CredentialVault::for_mfa(config.mfa_secret_key.as_ref())?,
             outbox_wakeup: Arc::clone(&outbox_wakeup),
         };
         let auth = Arc::new(Auth::new(

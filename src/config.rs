@@ -150,6 +150,12 @@ pub struct Config {
     pub vz_credentials_key: Option<SecretBytes>,
     pub vz_session_ttl: Duration,
     pub vz_timeout: Duration,
+    /// The optional breach-range API new passwords are checked against (k-anonymity).
+    pub password_breach_api_url: Option<Url>,
+    /// Seals TOTP secrets at rest (AES-256). Embedded mode generates one under `data_dir`.
+    pub mfa_secret_key: Option<SecretBytes>,
+    /// Sensitive actions need an authentication (sign-in or reauth) within this.
+    pub step_up_max_age: Duration,
     pub trusted_proxies: Vec<IpNet>,
     pub cookie_secure: bool,
     pub cookie_domain: Option<String>,
@@ -256,6 +262,7 @@ impl Env {
 
 const MIN_JWT_KEY_BYTES: usize = 32;
 const GENERATED_JWT_KEY_FILE: &str = "jwt_secret.key";
+const GENERATED_MFA_KEY_FILE: &str = "mfa_secret.key";
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
@@ -434,6 +441,22 @@ impl Config {
             }
         };
 
+        let mfa_secret_key = match env.get("MFA_SECRET_KEY") {
+            Some(b64) => Some(aes_key("MFA_SECRET_KEY", b64)?),
+            None if production || matches!(ephemeral, EphemeralBackend::Redis { .. }) => None,
+            None => Some(load_or_generate_aes_key(
+                &data_dir,
+                GENERATED_MFA_KEY_FILE,
+                "MFA_SECRET_KEY",
+            )?),
+        };
+        let password_breach_api_url = match env.get("PASSWORD_BREACH_API_URL") {
+            Some(u) => {
+                Some(Url::parse(u).map_err(|e| err("PASSWORD_BREACH_API_URL", e.to_string()))?)
+            }
+            None => None,
+        };
+
         let trusted_proxies = match env.get("TRUSTED_PROXIES") {
             None => Vec::new(),
             Some(list) => list
@@ -569,6 +592,9 @@ impl Config {
             vz_credentials_key,
             vz_session_ttl: minutes(env.positive("VZ_SESSION_TTL_MINUTES", 60)?),
             vz_timeout: Duration::from_secs(env.positive("VZ_TIMEOUT_SECONDS", 10)?),
+            password_breach_api_url,
+            mfa_secret_key,
+            step_up_max_age: Duration::from_secs(60 * env.positive("STEP_UP_MAX_AGE_MINUTES", 10)?),
             trusted_proxies,
             cookie_secure,
             cookie_domain: env.get("COOKIE_DOMAIN").map(str::to_owned),
@@ -690,6 +716,47 @@ fn load_or_generate_jwt_key(data_dir: &Path) -> Result<SecretBytes, ConfigError>
     write_owner_only(&path, key.as_bytes())
         .map_err(|e| err("DATA_DIR", format!("cannot write {}: {e}", path.display())))?;
     Ok(SecretBytes::new(key.into_bytes()))
+}
+
+/// base64 of exactly 32 bytes (AES-256).
+fn aes_key(variable: &'static str, b64: &str) -> Result<SecretBytes, ConfigError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| err(variable, "must be base64"))?;
+    if bytes.len() != 32 {
+        return Err(err(
+            variable,
+            "must be base64 of exactly 32 bytes (AES-256)",
+        ));
+    }
+    Ok(SecretBytes::new(bytes))
+}
+
+/// Embedded mode only: an AES key generated once, stored with owner-only permissions under the
+/// data directory (as the JWT key), and reused on restart.
+fn load_or_generate_aes_key(
+    data_dir: &Path,
+    file: &str,
+    variable: &'static str,
+) -> Result<SecretBytes, ConfigError> {
+    use base64::Engine;
+    let path = data_dir.join(file);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return aes_key(variable, &text);
+    }
+    create_private_dir(data_dir).map_err(|e| {
+        err(
+            "DATA_DIR",
+            format!("cannot create {}: {e}", data_dir.display()),
+        )
+    })?;
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| err(variable, format!("no randomness: {e}")))?;
+    let key = base64::engine::general_purpose::STANDARD.encode(raw);
+    write_owner_only(&path, key.as_bytes())
+        .map_err(|e| err("DATA_DIR", format!("cannot write {}: {e}", path.display())))?;
+    Ok(SecretBytes::new(raw.to_vec()))
 }
 
 fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -4,6 +4,7 @@
 //! declares the ports (`service::ports`) that `store` and `mail` implement; `app` wires them.
 
 pub mod app;
+pub mod breach;
 pub mod cli;
 pub mod config;
 pub mod domain;

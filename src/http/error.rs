@@ -35,6 +35,11 @@ impl Error {
             Error::OtpInvalid { .. } => (S::UNAUTHORIZED, "otp_invalid"),
             Error::PasskeyInvalid { .. } => (S::UNAUTHORIZED, "passkey_invalid"),
             Error::OtpAttemptsExceeded => (S::UNAUTHORIZED, "otp_attempts_exceeded"),
+            Error::MfaRequired => (S::FORBIDDEN, "mfa_required"),
+            Error::MfaNotPending => (S::BAD_REQUEST, "mfa_not_pending"),
+            Error::ReauthRequired => (S::FORBIDDEN, "reauth_required"),
+            Error::ReauthFailed => (S::FORBIDDEN, "reauth_failed"),
+            Error::MfaNotConfigured => (S::SERVICE_UNAVAILABLE, "mfa_not_configured"),
             Error::ConcurrentLoginPending { .. } => (S::LOCKED, "concurrent_login_pending"),
             Error::ConcurrentLoginDenied => (S::FORBIDDEN, "concurrent_login_denied"),
             Error::AlreadyDecided => (S::CONFLICT, "already_decided"),
@@ -56,6 +61,7 @@ impl Error {
             Error::MfaRequiredByTeam => (S::FORBIDDEN, "mfa_required_by_team"),
             Error::Conflict { code, .. } => (S::CONFLICT, code),
             Error::Validation { .. } => (S::UNPROCESSABLE_ENTITY, "validation_error"),
+            Error::WeakPassword { .. } => (S::UNPROCESSABLE_ENTITY, "password_too_weak"),
             Error::BadRequest(_) => (S::BAD_REQUEST, "bad_request"),
             Error::NotFound => (S::NOT_FOUND, "not_found"),
             Error::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -111,7 +117,9 @@ impl IntoResponse for Error {
             Error::MissingPermission(slug) | Error::PrivilegeEscalation(slug) => {
                 body["permission"] = Value::from(slug.as_str())
             }
-            Error::Validation { field, .. } => body["field"] = Value::from(*field),
+            Error::Validation { field, .. } | Error::WeakPassword { field, .. } => {
+                body["field"] = Value::from(*field)
+            }
             _ => {}
         }
         let mut response = (status, Json(body)).into_response();

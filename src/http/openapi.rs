@@ -131,6 +131,64 @@ const OPERATIONS: &[Op] = &[
     .body(&["preauth_token"])
     .errors(&[401, 403, 423, 429, 503]),
     op(
+        "post",
+        "/api/v1/auth/mfa/verify",
+        "mfa",
+        "Pass the login's second step with a second factor (method: totp or recovery_code)",
+        Public,
+    )
+    .body(&["preauth_token", "method", "code"])
+    .errors(&[400, 401, 422, 429, 503]),
+    op(
+        "get",
+        "/api/v1/auth/mfa",
+        "mfa",
+        "The caller's second factors: totp, passkeys, recovery_codes_left",
+        Session,
+    )
+    .errors(&[401]),
+    op(
+        "post",
+        "/api/v1/auth/mfa/totp/enroll",
+        "mfa",
+        "Start a TOTP enrolment: secret and otpauth_uri (step-up)",
+        SessionCsrf,
+    )
+    .errors(&[401, 403, 409, 503]),
+    op(
+        "post",
+        "/api/v1/auth/mfa/totp/confirm",
+        "mfa",
+        "Confirm the enrolment with a first code; the recovery codes, shown once (step-up)",
+        SessionCsrf,
+    )
+    .body(&["code"])
+    .errors(&[401, 403, 409, 422, 429]),
+    op(
+        "delete",
+        "/api/v1/auth/mfa/totp",
+        "mfa",
+        "Remove TOTP (step-up)",
+        SessionCsrf,
+    )
+    .errors(&[401, 403, 409]),
+    op(
+        "post",
+        "/api/v1/auth/mfa/recovery-codes",
+        "mfa",
+        "A new set of recovery codes, voiding the old (step-up)",
+        SessionCsrf,
+    )
+    .errors(&[401, 403, 409]),
+    op(
+        "post",
+        "/api/v1/auth/reauth",
+        "mfa",
+        "Renew the session's authentication for step-up: body {password} or {method, code}",
+        SessionCsrf,
+    )
+    .errors(&[400, 401, 403, 422, 429]),
+    op(
         "get",
         "/api/v1/auth/me",
         "auth",

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
+use super::{Auth, ClientInfo, Error, Result, emails, keys, password_strength, tokens};
 use crate::domain::claims::AccessClaims;
 use crate::domain::email::Email;
 use crate::domain::password::check_policy;
@@ -87,6 +87,21 @@ impl Auth {
         if token.is_empty() || token.len() > 128 {
             return Err(Error::TokenInvalid);
         }
+        // Judged with the account's own email and name when the link is valid (read only: a
+        // refused password does not burn the link).
+        let inputs = match self
+            .repo
+            .password_reset_user(&tokens::hash_token(token), now_ms())
+            .await?
+        {
+            Some(user_id) => match self.repo.user_by_id(user_id).await? {
+                Some(u) => password_strength::user_inputs(&u.email, &u.name),
+                None => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        self.check_new_password("password", new_password, inputs)
+            .await?;
         self.limit_expensive_request(client).await?;
         // Hash first: a busy hasher (503) must not burn the link. The hashing is bounded per
         // client by the limit above, whether or not the token is valid.
@@ -140,6 +155,9 @@ impl Auth {
             .await?
             .filter(|u| u.deleted_at.is_none())
             .ok_or(Error::UserNotFound)?;
+        let inputs = password_strength::user_inputs(&user.email, &user.name);
+        self.check_new_password("new_password", new_password, inputs)
+            .await?;
         let attempt = self.begin_login_attempt(&user.email, client).await?;
         let share = self.hash_shares.acquire(client).await;
         let valid = self

@@ -31,6 +31,16 @@ pub enum Error {
     PasskeyInvalid { attempts_remaining: Option<u32> },
     #[error("Too many invalid codes; sign in again")]
     OtpAttemptsExceeded,
+    #[error("Second factor required")]
+    MfaRequired,
+    #[error("No second-factor check is pending for this sign-in")]
+    MfaNotPending,
+    #[error("Recent authentication required: confirm your password or a second factor")]
+    ReauthRequired,
+    #[error("Password or code is incorrect")]
+    ReauthFailed,
+    #[error("Second factors are not configured (MFA_SECRET_KEY)")]
+    MfaNotConfigured,
     #[error("Concurrent login approval pending")]
     ConcurrentLoginPending { token: String },
     #[error("Login denied by an existing session")]
@@ -74,6 +84,12 @@ pub enum Error {
     },
     #[error("{message}")]
     Validation {
+        field: &'static str,
+        message: String,
+    },
+    /// A new password that is easy to guess or known from breaches.
+    #[error("{message}")]
+    WeakPassword {
         field: &'static str,
         message: String,
     },

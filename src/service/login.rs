@@ -26,6 +26,11 @@ pub struct PreauthState {
     /// change or reset, pending logins with the old password are void.
     #[serde(default)]
     pub credential: String,
+    /// The second step is the user's own second factor (TOTP, recovery code) instead of an
+    /// emailed code: `otp_required` then means "second step required", passed by
+    /// `verify_mfa` the way `verify_otp` passes an emailed code.
+    #[serde(default)]
+    pub mfa_required: bool,
     /// The concurrent-login approval this login waits for, once it has asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_token: Option<String>,
@@ -43,7 +48,10 @@ impl PreauthState {
 
 pub struct LoginOutcome {
     pub preauth_token: String,
+    /// An emailed code is required (unknown device, no second factor).
     pub otp_required: bool,
+    /// The user's second factor is required instead (unknown device): these methods.
+    pub mfa_methods: Vec<&'static str>,
     pub expires_in: u64,
     pub teams: Vec<Membership>,
 }
@@ -112,6 +120,12 @@ impl Auth {
             Some(hash) => self.repo.is_trusted_device(user.id, hash, now).await?,
             None => false,
         };
+        // An unknown device of a user with a second factor: that factor, not an emailed code.
+        let mfa_methods = if trusted {
+            Vec::new()
+        } else {
+            super::second_factor::methods(&self.repo.mfa(user.id).await?)
+        };
         let preauth_token = tokens::random_token();
         let ttl = self.settings.preauth_token_ttl;
         let mut state = PreauthState {
@@ -123,10 +137,14 @@ impl Auth {
             user_agent: client.user_agent.clone(),
             created_at: now,
             credential: credential_fingerprint(&user.password_hash),
+            mfa_required: !mfa_methods.is_empty(),
             approval_token: None,
             device_hash: presented_device.filter(|_| trusted),
         };
-        if state.otp_required {
+        if state.mfa_required {
+            // Refused while the account has seen too many wrong codes (as for emailed codes).
+            self.check_otp_failures(user.id).await?;
+        } else if state.otp_required {
             self.allow_otp_email(user.id).await?;
             let code = tokens::random_otp_code();
             state.otp_digest = Some(self.keys.otp_digest(&preauth_token, &code));
@@ -152,12 +170,16 @@ impl Auth {
             Some(user.id),
             None,
             client,
-            serde_json::json!({ "otp_required": state.otp_required }),
+            serde_json::json!({
+                "otp_required": state.otp_required && !state.mfa_required,
+                "mfa_required": state.mfa_required,
+            }),
         )
         .await;
         Ok(LoginOutcome {
             preauth_token,
-            otp_required: state.otp_required,
+            otp_required: state.otp_required && !state.mfa_required,
+            mfa_methods,
             expires_in: ttl.as_secs(),
             teams,
         })
@@ -222,17 +244,7 @@ impl Auth {
         else {
             return Err(Error::OtpNotPending);
         };
-        let max = self.settings.otp_max_attempts;
-        let attempts_key = keys::otp_attempts(preauth_token);
-        let (attempts, _) = self
-            .store
-            .increment(&attempts_key, 1, self.settings.preauth_token_ttl)
-            .await?;
-        let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
-        if attempts > max {
-            self.store.delete(&keys::preauth(preauth_token)).await?;
-            return Err(Error::OtpAttemptsExceeded);
-        }
+        let attempts = self.count_second_step_attempt(preauth_token).await?;
         // Counted against the account before the comparison (given back if right), so
         // parallel guesses across several logins stay within the per-account cap.
         self.reserve_otp_attempt(state.user_id).await?;
@@ -246,16 +258,66 @@ impl Auth {
                 serde_json::json!({ "attempt": attempts }),
             )
             .await;
-            if attempts >= max {
-                self.store.delete(&keys::preauth(preauth_token)).await?;
-                return Err(Error::OtpAttemptsExceeded);
-            }
-            return Err(Error::OtpInvalid {
-                attempts_remaining: max - attempts,
-            });
+            return Err(self.second_step_failed(preauth_token, attempts).await?);
         }
-
         self.release_otp_attempt(state.user_id).await?;
+        self.second_step_passed(
+            preauth_token,
+            &raw,
+            &state,
+            client,
+            "otp_verified",
+            serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// Counts one attempt at the second step of this login (emailed code or second factor);
+    /// past the limit the pre-auth token is burnt.
+    pub(crate) async fn count_second_step_attempt(&self, preauth_token: &str) -> Result<u32> {
+        let (attempts, _) = self
+            .store
+            .increment(
+                &keys::otp_attempts(preauth_token),
+                1,
+                self.settings.preauth_token_ttl,
+            )
+            .await?;
+        let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+        if attempts > self.settings.otp_max_attempts {
+            self.store.delete(&keys::preauth(preauth_token)).await?;
+            return Err(Error::OtpAttemptsExceeded);
+        }
+        Ok(attempts)
+    }
+
+    /// The answer to a wrong code: the attempts left, or (the last one) the login is burnt.
+    pub(crate) async fn second_step_failed(
+        &self,
+        preauth_token: &str,
+        attempts: u32,
+    ) -> Result<Error> {
+        let max = self.settings.otp_max_attempts;
+        if attempts >= max {
+            self.store.delete(&keys::preauth(preauth_token)).await?;
+            return Ok(Error::OtpAttemptsExceeded);
+        }
+        Ok(Error::OtpInvalid {
+            attempts_remaining: max - attempts,
+        })
+    }
+
+    /// The second step passed: the login may be exchanged, and its device gets a new
+    /// trusted-device id (trusted once the exchange may proceed).
+    pub(crate) async fn second_step_passed(
+        &self,
+        preauth_token: &str,
+        raw: &str,
+        state: &PreauthState,
+        client: &ClientInfo,
+        event: &'static str,
+        details: serde_json::Value,
+    ) -> Result<OtpOutcome> {
         let device_token = tokens::random_token();
         let device_hash = tokens::hash_token(&device_token);
         let verified = PreauthState {
@@ -272,23 +334,19 @@ impl Auth {
         let new_value = serde_json::to_string(&verified).map_err(anyhow::Error::from)?;
         if !self
             .store
-            .compare_and_swap(&keys::preauth(preauth_token), &raw, &new_value, ttl)
+            .compare_and_swap(&keys::preauth(preauth_token), raw, &new_value, ttl)
             .await?
         {
             return Err(Error::PreauthExpired);
         }
-        self.store.delete(&attempts_key).await?;
+        self.store
+            .delete(&keys::otp_attempts(preauth_token))
+            .await?;
         // The device cookie is handed out now, but the device becomes trusted only once this
         // login may become a session (see `trust_verified_device`): a login that is denied or
         // never completed leaves nothing trusted behind.
-        self.audit(
-            "otp_verified",
-            Some(state.user_id),
-            None,
-            client,
-            serde_json::json!({}),
-        )
-        .await;
+        self.audit(event, Some(state.user_id), None, client, details)
+            .await;
         Ok(OtpOutcome { device_token })
     }
 }

@@ -14,23 +14,30 @@ pub mod fair_share;
 pub mod invites;
 pub mod keys;
 pub mod login;
+pub mod mfa;
+pub mod mfa_login;
 pub mod my_sessions;
 pub mod new_device;
 pub mod operator;
 pub mod passkeys;
+pub mod password_strength;
 pub mod passwords;
 pub mod ports;
 pub mod profile;
 pub mod rate_limit;
 pub mod rbac;
+pub mod recovery_codes;
 pub mod registration;
 pub mod retention;
 pub mod revocation;
 pub mod roles;
+pub mod second_factor;
 pub mod session;
+pub mod step_up;
 pub mod team_policy;
 pub mod teams;
 pub mod tokens;
+pub mod totp;
 pub mod users;
 pub mod vault;
 pub mod virtuozzo;
@@ -75,6 +82,7 @@ pub struct AuthSettings {
     pub otp_max_attempts: u32,
     pub vz_session_ttl: Duration,
     pub vz_timeout: Duration,
+    pub step_up_max_age: Duration,
 }
 
 impl AuthSettings {
@@ -104,6 +112,7 @@ impl AuthSettings {
             otp_max_attempts: c.otp_max_attempts,
             vz_session_ttl: c.vz_session_ttl,
             vz_timeout: c.vz_timeout,
+            step_up_max_age: c.step_up_max_age,
         }
     }
 }
@@ -132,11 +141,15 @@ pub struct Auth {
     /// This instance's one pub/sub subscription: live events and cache invalidation.
     pub(crate) bus: bus::Bus,
     pub(crate) vault: vault::CredentialVault,
+    /// Seals the users' TOTP secrets (`MFA_SECRET_KEY`).
+    pub(crate) mfa_vault: vault::CredentialVault,
     pub(crate) virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
     /// `/auth/me`'s `mfa_setup_required_by`, briefly reused (see `team_policy`).
     pub(crate) mfa_notices: team_policy::SetupNotices,
     /// The WebAuthn relying party (`BASE_URL`).
     pub(crate) passkeys: passkeys::RelyingParty,
+    /// The optional breach-range API (`PASSWORD_BREACH_API_URL`).
+    pub(crate) breaches: Option<Arc<dyn ports::BreachedPasswordRange>>,
 }
 
 /// The outside world the service talks to, chosen once by the wiring.
@@ -144,6 +157,10 @@ pub struct Adapters {
     pub repo: Arc<dyn Repository>,
     pub store: Arc<dyn EphemeralStore>,
     pub virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
+    /// `None` unless `PASSWORD_BREACH_API_URL` is set.
+    pub breaches: Option<Arc<dyn ports::BreachedPasswordRange>>,
+    /// Seals the users' TOTP secrets.
+    pub mfa_vault: vault::CredentialVault,
     /// Wakes the email outbox worker when a message is queued.
     pub outbox_wakeup: Arc<Notify>,
 }
@@ -160,6 +177,8 @@ impl Auth {
             repo,
             store,
             virtuozzo,
+            breaches,
+            mfa_vault,
             outbox_wakeup,
         } = adapters;
         let passkeys = passkeys::RelyingParty::from_base_url(&settings.base_url);
@@ -178,6 +197,8 @@ impl Auth {
             virtuozzo,
             mfa_notices: team_policy::SetupNotices::default(),
             passkeys,
+            breaches,
+            mfa_vault,
         }
     }
 

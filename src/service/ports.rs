@@ -226,6 +226,12 @@ pub trait VerificationRepo: Send + Sync {
         expires_at: Millis,
         now: Millis,
     ) -> StoreResult<()>;
+    /// The user of an unused, unexpired reset token (read only: the token stays usable).
+    async fn password_reset_user(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> StoreResult<Option<UserId>>;
     /// Marks an unused, unexpired reset token used; its user.
     async fn consume_password_reset(
         &self,
@@ -564,6 +570,74 @@ pub trait SessionRepo: Send + Sync {
     async fn revoked_reason(&self, id: SessionId) -> StoreResult<Option<String>>;
 }
 
+/// A user's second factors as stored: secrets only in sealed form.
+#[derive(Debug, Clone, Default)]
+pub struct MfaRecord {
+    /// The confirmed TOTP secret (base32, sealed), when TOTP is on.
+    pub totp_secret_sealed: Option<String>,
+    pub totp_confirmed_at: Option<Millis>,
+    /// The last time step a TOTP code was accepted for (replays are refused).
+    pub totp_last_step: Option<i64>,
+    /// An enrolment waiting for its first code.
+    pub totp_pending_sealed: Option<String>,
+    pub totp_pending_at: Option<Millis>,
+    /// Unused recovery codes.
+    pub recovery_codes_left: i64,
+}
+
+impl MfaRecord {
+    pub fn totp_enabled(&self) -> bool {
+        self.totp_secret_sealed.is_some() && self.totp_confirmed_at.is_some()
+    }
+}
+
+#[async_trait]
+pub trait MfaRepo: Send + Sync {
+    /// The user's second factors (an empty record when there are none).
+    async fn mfa(&self, user_id: UserId) -> StoreResult<MfaRecord>;
+    /// Starts (or restarts) a TOTP enrolment with a new sealed secret.
+    async fn set_pending_totp(&self, user_id: UserId, sealed: &str, now: Millis)
+    -> StoreResult<()>;
+    /// Makes the pending secret — only if it is still `pending_sealed` — the active one, with
+    /// `step` used, and replaces the recovery codes, in one transaction. False when the
+    /// enrolment changed meanwhile.
+    async fn confirm_totp(
+        &self,
+        user_id: UserId,
+        pending_sealed: &str,
+        step: i64,
+        recovery_code_hashes: &[String],
+        now: Millis,
+    ) -> StoreResult<bool>;
+    /// Records `step` as used if it is later than the last used one, atomically: true once per
+    /// step (a replayed or older code gets false).
+    async fn use_totp_step(&self, user_id: UserId, step: i64, now: Millis) -> StoreResult<bool>;
+    /// Turns TOTP off (and drops a pending enrolment); false when it was not on.
+    async fn remove_totp(&self, user_id: UserId, now: Millis) -> StoreResult<bool>;
+    /// Voids every recovery code of the user and stores these (possibly none).
+    async fn replace_recovery_codes(
+        &self,
+        user_id: UserId,
+        code_hashes: &[String],
+        now: Millis,
+    ) -> StoreResult<()>;
+    /// Marks an unused recovery code used; true once per code.
+    async fn use_recovery_code(
+        &self,
+        user_id: UserId,
+        code_hash: &str,
+        now: Millis,
+    ) -> StoreResult<bool>;
+}
+
+/// When a session's user last proved who they are (sign-in or reauth), for step-up.
+#[async_trait]
+pub trait StepUpRepo: Send + Sync {
+    /// `None` when there is no such session.
+    async fn session_authenticated_at(&self, id: SessionId) -> StoreResult<Option<Millis>>;
+    async fn set_session_authenticated_at(&self, id: SessionId, at: Millis) -> StoreResult<()>;
+}
+
 #[async_trait]
 pub trait OutboxRepo: Send + Sync {
     async fn enqueue_email(
@@ -634,6 +708,8 @@ pub trait Repository:
     + AuditRepo
     + HealthRepo
     + RetentionRepo
+    + MfaRepo
+    + StepUpRepo
 {
 }
 
@@ -651,6 +727,8 @@ impl<T> Repository for T where
         + AuditRepo
         + HealthRepo
         + RetentionRepo
+        + MfaRepo
+        + StepUpRepo
 {
 }
 
@@ -683,6 +761,18 @@ pub trait EmailSender: Send + Sync {
 pub trait VirtuozzoSignIn: Send + Sync {
     /// Signs in; the session key, or a reason fit for logs (never the password).
     async fn sign_in(&self, email: &str, password: &str) -> Result<String, String>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Breached passwords.
+// ---------------------------------------------------------------------------------------------
+
+/// A breach-range API (k-anonymity): the `SUFFIX:COUNT` lines of every breached password whose
+/// SHA-1 (upper-case hex) starts with `prefix` (5 hex digits).
+#[async_trait]
+pub trait BreachedPasswordRange: Send + Sync {
+    /// The answer's text, or a reason fit for logs.
+    async fn range(&self, prefix: &str) -> Result<String, String>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
+use super::{Auth, ClientInfo, Error, Result, emails, keys, password_strength, tokens};
 use crate::domain::email::Email;
-use crate::domain::password::check_policy;
 use crate::domain::time::{ms, now_ms};
 
 const MAX_NAME_CHARS: usize = 100;
@@ -37,7 +36,9 @@ impl Auth {
     pub async fn register(&self, input: Registration, client: &ClientInfo) -> Result<()> {
         let email = Email::parse(&input.email).map_err(|e| Error::validation("email", e.0))?;
         let name = validate_name(&input.name)?;
-        check_policy(&input.password).map_err(|e| Error::validation("password", e.0))?;
+        let inputs = password_strength::user_inputs(email.as_str(), &name);
+        self.check_new_password("password", &input.password, inputs)
+            .await?;
 
         self.limit_expensive_request(client).await?;
         // Hash first, whatever happens next: the answer takes as long for a taken email.

@@ -152,7 +152,11 @@ impl Auth {
             .await?
             .ok_or(Error::PreauthExpired)?;
         if !state.ready_for_exchange() {
-            return Err(Error::OtpRequired);
+            return Err(if state.mfa_required {
+                Error::MfaRequired
+            } else {
+                Error::OtpRequired
+            });
         }
         let membership = match team_id {
             Some(team_id) => self.repo.membership(state.user_id, team_id).await?,

@@ -1,6 +1,7 @@
-//! Third-party credentials at rest: AES-256-GCM with `VZ_CREDENTIALS_KEY`, a random nonce per
-//! value, and the team and field bound in as associated data, so a ciphertext copied to another
-//! row or column does not decrypt.
+//! Secrets at rest: AES-256-GCM, a random nonce per value, and the owning row (team or user)
+//! and field bound in as associated data, so a ciphertext copied to another row or column does
+//! not decrypt. Two vaults use it: the teams' Virtuozzo credentials (`VZ_CREDENTIALS_KEY`) and
+//! the users' TOTP secrets (`MFA_SECRET_KEY`).
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use base64::Engine;
@@ -8,50 +9,85 @@ use base64::engine::general_purpose::STANDARD as B64;
 
 use super::{Error, Result};
 use crate::config::SecretBytes;
-use crate::domain::TeamId;
+use crate::domain::{TeamId, UserId};
 
 pub struct CredentialVault {
     key: Option<RandomizedNonceKey>,
+    /// The answer when no key is configured.
+    missing: fn() -> Error,
 }
 
 fn aad(team_id: TeamId, field: &str) -> Vec<u8> {
     format!("mbpanel:team:{team_id}:{field}").into_bytes()
 }
 
+fn user_aad(user_id: UserId, field: &str) -> Vec<u8> {
+    format!("mbpanel:user:{user_id}:{field}").into_bytes()
+}
+
 impl CredentialVault {
+    /// The Virtuozzo credentials' vault (`VZ_CREDENTIALS_KEY`).
     pub fn new(key: Option<&SecretBytes>) -> anyhow::Result<Self> {
+        Self::with_key(key, "VZ_CREDENTIALS_KEY", || Error::VirtuozzoNotConfigured)
+    }
+
+    /// The TOTP secrets' vault (`MFA_SECRET_KEY`).
+    pub fn for_mfa(key: Option<&SecretBytes>) -> anyhow::Result<Self> {
+        Self::with_key(key, "MFA_SECRET_KEY", || Error::MfaNotConfigured)
+    }
+
+    fn with_key(
+        key: Option<&SecretBytes>,
+        variable: &str,
+        missing: fn() -> Error,
+    ) -> anyhow::Result<Self> {
         let key = match key {
             Some(k) => Some(
                 RandomizedNonceKey::new(&AES_256_GCM, k.expose())
-                    .map_err(|_| anyhow::anyhow!("VZ_CREDENTIALS_KEY: not an AES-256 key"))?,
+                    .map_err(|_| anyhow::anyhow!("{variable}: not an AES-256 key"))?,
             ),
             None => None,
         };
-        Ok(Self { key })
+        Ok(Self { key, missing })
     }
 
     fn key(&self) -> Result<&RandomizedNonceKey> {
-        self.key.as_ref().ok_or(Error::VirtuozzoNotConfigured)
+        self.key.as_ref().ok_or_else(self.missing)
     }
 
     /// base64(nonce ‖ ciphertext ‖ tag).
     pub fn seal(&self, team_id: TeamId, field: &str, plaintext: &str) -> Result<String> {
+        self.seal_bound(aad(team_id, field), plaintext)
+    }
+
+    pub fn open(&self, team_id: TeamId, field: &str, sealed: &str) -> Result<String> {
+        let what = format!("stored {field} of team {team_id}");
+        self.open_bound(aad(team_id, field), sealed, &what)
+    }
+
+    /// A secret of one user (bound to the user id and field).
+    pub fn seal_for_user(&self, user_id: UserId, field: &str, plaintext: &str) -> Result<String> {
+        self.seal_bound(user_aad(user_id, field), plaintext)
+    }
+
+    pub fn open_for_user(&self, user_id: UserId, field: &str, sealed: &str) -> Result<String> {
+        let what = format!("stored {field} of user {user_id}");
+        self.open_bound(user_aad(user_id, field), sealed, &what)
+    }
+
+    fn seal_bound(&self, aad: Vec<u8>, plaintext: &str) -> Result<String> {
         let mut in_out = plaintext.as_bytes().to_vec();
         let nonce = self
             .key()?
-            .seal_in_place_append_tag(Aad::from(aad(team_id, field)), &mut in_out)
+            .seal_in_place_append_tag(Aad::from(aad), &mut in_out)
             .map_err(|_| Error::Internal(anyhow::anyhow!("encryption failed")))?;
         let mut out = nonce.as_ref().to_vec();
         out.extend_from_slice(&in_out);
         Ok(B64.encode(out))
     }
 
-    pub fn open(&self, team_id: TeamId, field: &str, sealed: &str) -> Result<String> {
-        let bad = || {
-            Error::Internal(anyhow::anyhow!(
-                "stored {field} of team {team_id} does not decrypt"
-            ))
-        };
+    fn open_bound(&self, aad: Vec<u8>, sealed: &str, what: &str) -> Result<String> {
+        let bad = || Error::Internal(anyhow::anyhow!("{what} does not decrypt"));
         let raw = B64.decode(sealed).map_err(|_| bad())?;
         if raw.len() < NONCE_LEN {
             return Err(bad());
@@ -61,7 +97,7 @@ impl CredentialVault {
         let mut in_out = ciphertext.to_vec();
         let plain = self
             .key()?
-            .open_in_place(nonce, Aad::from(aad(team_id, field)), &mut in_out)
+            .open_in_place(nonce, Aad::from(aad), &mut in_out)
             .map_err(|_| bad())?;
         String::from_utf8(plain.to_vec()).map_err(|_| bad())
     }
@@ -84,6 +120,29 @@ mod tests {
             vault.seal(7, "password", "hunter2").unwrap(),
             "a fresh nonce each time"
         );
+    }
+
+    #[test]
+    fn user_secrets_are_bound_to_the_user() {
+        let vault = CredentialVault::for_mfa(Some(&SecretBytes::new(vec![3u8; 32]))).unwrap();
+        let sealed = vault
+            .seal_for_user(5, "totp_secret", "JBSWY3DPEHPK3PXP")
+            .unwrap();
+        assert!(!sealed.contains("JBSWY3DPEHPK3PXP"));
+        assert_eq!(
+            vault.open_for_user(5, "totp_secret", &sealed).unwrap(),
+            "JBSWY3DPEHPK3PXP"
+        );
+        assert!(vault.open_for_user(6, "totp_secret", &sealed).is_err());
+        assert!(
+            vault.open(5, "totp_secret", &sealed).is_err(),
+            "not a team's"
+        );
+        let unset = CredentialVault::for_mfa(None).unwrap();
+        assert!(matches!(
+            unset.seal_for_user(5, "totp_secret", "x"),
+            Err(Error::MfaNotConfigured)
+        ));
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod hardening;
 mod input;
 mod lifecycle;
 mod login;
+mod mfa;
 mod new_device;
 mod openapi;
 mod operability;
@@ -21,6 +22,7 @@ mod operations;
 mod otp;
 mod outbox;
 mod passkeys;
+mod passwords;
 mod postmark;
 
 mod redis_shapes;

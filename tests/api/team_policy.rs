@@ -100,6 +100,31 @@ async fn only_an_owner_with_a_second_factor_can_require_one(mode: Mode) {
         let e = expect(r, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert!(e["detail"].is_string(), "{bad} → {e}");
     }
+    // Step-up: without a recent authentication, policy and passkey changes are refused.
+    app.storage
+        .sql("UPDATE active_sessions SET authenticated_at = 1")
+        .await;
+    let r = put_policy(
+        &owner,
+        team,
+        json!({ "require_mfa": false, "grace_days": 0 }),
+    )
+    .await;
+    assert_eq!(
+        expect(r, StatusCode::FORBIDDEN).await["code"],
+        "reauth_required"
+    );
+    let r = owner
+        .send(
+            Method::POST,
+            "/api/v1/auth/mfa/passkeys/register/begin",
+            None,
+        )
+        .await;
+    assert_eq!(
+        expect(r, StatusCode::FORBIDDEN).await["code"],
+        "reauth_required"
+    );
     // Another team's policy is not ours to read.
     let other = app.signed_in(&app.verified_user().await).await;
     let r = other.get(&format!("/api/v1/teams/{team}/security")).await;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::domain::SessionId;
 use crate::domain::time::rfc3339;
 use crate::http::AppState;
-use crate::http::extract::{ApiJson, ApiPath, AuthSession, Client};
+use crate::http::extract::{ApiJson, ApiPath, AuthSession, Client, StepUp};
 use crate::service::Result;
 
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -121,7 +121,7 @@ pub struct PasswordChange {
 pub async fn change_password(
     State(s): State<AppState>,
     Client(client): Client,
-    session: AuthSession,
+    StepUp(session): StepUp<AuthSession>,
     ApiJson(b): ApiJson<PasswordChange>,
 ) -> Result<Json<Value>> {
     s.auth

@@ -98,6 +98,8 @@ pub async fn login(
     Ok(Json(json!({
         "preauth_token": outcome.preauth_token,
         "otp_required": outcome.otp_required,
+        "mfa_required": !outcome.mfa_methods.is_empty(),
+        "mfa_methods": outcome.mfa_methods,
         "expires_in": outcome.expires_in,
         "teams": outcome.teams.iter().map(team_json).collect::<Vec<_>>(),
     })))

@@ -4,6 +4,7 @@ mod account;
 mod auth;
 mod concurrent;
 mod health;
+mod mfa;
 mod pages;
 mod passkeys;
 mod security;
@@ -69,6 +70,16 @@ pub fn api() -> Router<AppState> {
             "/teams/{team_id}/security",
             get(security::get_policy).put(security::put_policy),
         )
+        .route("/auth/mfa", get(mfa::overview))
+        .route("/auth/mfa/totp/enroll", post(mfa::enroll_totp))
+        .route("/auth/mfa/totp/confirm", post(mfa::confirm_totp))
+        .route("/auth/mfa/totp", delete(mfa::disable_totp))
+        .route(
+            "/auth/mfa/recovery-codes",
+            post(mfa::regenerate_recovery_codes),
+        )
+        .route("/auth/mfa/verify", post(mfa::verify))
+        .route("/auth/reauth", post(mfa::reauth))
         .route("/auth/switch-team", post(teams::switch_team))
         .route("/teams", get(teams::list_teams).post(teams::create_team))
         .route("/teams/{team_id}/members", get(teams::list_members))

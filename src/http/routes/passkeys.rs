@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::domain::time::rfc3339;
 use crate::http::AppState;
-use crate::http::extract::{ApiJson, ApiPath, AuthSession, Client};
+use crate::http::extract::{ApiJson, ApiPath, AuthSession, Client, StepUp};
 use crate::service::Result;
 use crate::service::ports::PasskeyRecord;
 
@@ -34,7 +34,7 @@ pub async fn list(State(s): State<AppState>, session: AuthSession) -> Result<Jso
 /// `navigator.credentials.create` (`{publicKey: …}`, binary fields base64url).
 pub async fn register_begin(
     State(s): State<AppState>,
-    session: AuthSession,
+    StepUp(session): StepUp<AuthSession>,
 ) -> Result<Json<Value>> {
     let (ceremony, options) = s.auth.begin_passkey_registration(&session.claims).await?;
     Ok(Json(json!({ "ceremony": ceremony, "options": options })))
@@ -50,7 +50,7 @@ pub struct RegisterFinish {
 pub async fn register_finish(
     State(s): State<AppState>,
     Client(client): Client,
-    session: AuthSession,
+    StepUp(session): StepUp<AuthSession>,
     ApiJson(b): ApiJson<RegisterFinish>,
 ) -> Result<impl IntoResponse> {
     let passkey = s
@@ -68,7 +68,7 @@ pub struct Rename {
 pub async fn rename(
     State(s): State<AppState>,
     Client(client): Client,
-    session: AuthSession,
+    StepUp(session): StepUp<AuthSession>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<Rename>,
 ) -> Result<Json<Value>> {
@@ -81,7 +81,7 @@ pub async fn rename(
 pub async fn delete(
     State(s): State<AppState>,
     Client(client): Client,
-    session: AuthSession,
+    StepUp(session): StepUp<AuthSession>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode> {
     s.auth.delete_passkey(&session.claims, id, &client).await?;

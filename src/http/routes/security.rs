@@ -65,6 +65,8 @@ pub async fn put_policy(
     guard: TeamGuard,
     ApiJson(b): ApiJson<PolicyChange>,
 ) -> Result<Json<Value>> {
+    // Step-up: a policy change needs a recent authentication (403 `reauth_required`).
+    s.auth.require_recent_auth(guard.session.claims.sid).await?;
     let policy = s
         .auth
         .set_team_security(&guard.access, b.require_mfa, b.grace_days, &client)

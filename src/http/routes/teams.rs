@@ -13,7 +13,7 @@ use crate::domain::{RoleId, TeamId, UserId};
 use crate::http::AppState;
 use crate::http::extract::{
     ApiJson, ApiPath, AuditRead, AuthSession, Client, MembersInvite, MembersManage, MembersRead,
-    RolesManage, TeamGuard,
+    RolesManage, StepUp, TeamGuard,
 };
 use crate::service::{Error, Result};
 
@@ -89,7 +89,7 @@ pub struct RoleChange {
 pub async fn change_member_role(
     State(s): State<AppState>,
     Client(client): Client,
-    guard: TeamGuard<MembersManage>,
+    StepUp(guard): StepUp<TeamGuard<MembersManage>>,
     ApiPath((_, user_id)): ApiPath<(TeamId, UserId)>,
     ApiJson(b): ApiJson<RoleChange>,
 ) -> Result<Json<Value>> {
@@ -102,7 +102,7 @@ pub async fn change_member_role(
 pub async fn remove_member(
     State(s): State<AppState>,
     Client(client): Client,
-    guard: TeamGuard<MembersManage>,
+    StepUp(guard): StepUp<TeamGuard<MembersManage>>,
     ApiPath((_, user_id)): ApiPath<(TeamId, UserId)>,
 ) -> Result<StatusCode> {
     s.auth
@@ -153,7 +153,7 @@ pub struct RolePermissions {
 pub async fn set_role_permissions(
     State(s): State<AppState>,
     Client(client): Client,
-    guard: TeamGuard<RolesManage>,
+    StepUp(guard): StepUp<TeamGuard<RolesManage>>,
     ApiPath((_, role_id)): ApiPath<(TeamId, RoleId)>,
     ApiJson(b): ApiJson<RolePermissions>,
 ) -> Result<Json<Value>> {

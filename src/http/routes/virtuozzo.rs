@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::domain::time::rfc3339;
 use crate::http::AppState;
 use crate::http::extract::{
-    ApiJson, Client, EnvironmentsRead, TeamGuard, VirtuozzoCredentialsManage,
+    ApiJson, Client, EnvironmentsRead, StepUp, TeamGuard, VirtuozzoCredentialsManage,
     VirtuozzoSessionRefresh,
 };
 use crate::service::Result;
@@ -22,7 +22,7 @@ pub struct Credentials {
 pub async fn set_credentials(
     State(s): State<AppState>,
     Client(client): Client,
-    guard: TeamGuard<VirtuozzoCredentialsManage>,
+    StepUp(guard): StepUp<TeamGuard<VirtuozzoCredentialsManage>>,
     ApiJson(b): ApiJson<Credentials>,
 ) -> Result<Json<Value>> {
     s.auth
@@ -49,7 +49,7 @@ pub async fn status(
 pub async fn refresh(
     State(s): State<AppState>,
     Client(client): Client,
-    guard: TeamGuard<VirtuozzoSessionRefresh>,
+    StepUp(guard): StepUp<TeamGuard<VirtuozzoSessionRefresh>>,
 ) -> Result<Json<Value>> {
     let expires_at = s
         .auth

@@ -157,6 +157,22 @@ impl VerificationRepo for SqlStore {
         Ok(())
     }
 
+    async fn password_reset_user(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> StoreResult<Option<UserId>> {
+        const SQL: &str = "SELECT user_id FROM password_reset_tokens
+            WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2";
+        let row: Option<(i64,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(row.map(|(id,)| id))
+    }
+
     async fn consume_password_reset(
         &self,
         token_hash: &str,

@@ -23,10 +23,12 @@ macro_rules! migrations {
 
 pub const SQLITE: &[Migration] = migrations!("sqlite":
     1 "0001_init", 2 "0002_seed_rbac", 3 "0003_session_core", 4 "0004_retention",
-    5 "0005_hot_refresh", 7 "0007_strong_auth_devices_policy");
+    5 "0005_hot_refresh", 6 "0006_mfa",
+    7 "0007_strong_auth_devices_policy");
 pub const POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_init", 2 "0002_seed_rbac", 3 "0003_session_core", 4 "0004_retention",
-    5 "0005_hot_refresh", 7 "0007_strong_auth_devices_policy");
+    5 "0005_hot_refresh", 6 "0006_mfa",
+    7 "0007_strong_auth_devices_policy");
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";

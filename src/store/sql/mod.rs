@@ -7,6 +7,7 @@
 mod accounts;
 mod events;
 mod invites;
+mod mfa;
 pub mod migrations;
 mod passkeys;
 pub mod postgres;

@@ -9,8 +9,9 @@ use crate::service::ports::{
     DeviceHistory, DeviceHistoryRepo, StoreResult, TeamPolicyRecord, TeamPolicyRepo,
 };
 
-/// "Has a second factor": at least one passkey (TOTP joins this once its table exists).
-const HAS_FACTOR: &str = "EXISTS (SELECT 1 FROM passkeys pk WHERE pk.user_id = u.id)";
+/// "Has a second factor": a confirmed TOTP or at least one passkey.
+const HAS_FACTOR: &str = "(EXISTS (SELECT 1 FROM passkeys pk WHERE pk.user_id = u.id)
+    OR EXISTS (SELECT 1 FROM user_mfa m WHERE m.user_id = u.id AND m.totp_confirmed_at IS NOT NULL))";
 
 #[async_trait]
 impl DeviceHistoryRepo for SqlStore {

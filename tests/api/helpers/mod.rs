@@ -5,6 +5,7 @@ pub mod services;
 pub mod smtp;
 pub mod sse;
 pub mod tokens;
+pub mod totp;
 
 pub use app::{Mode, TestApp, TestUser};
 
