@@ -120,6 +120,8 @@ pub struct Config {
     pub csrf_token_ttl: Duration,
     pub email_verification_ttl: Duration,
     pub trusted_device_ttl: Duration,
+    /// Email the user about each sign-in from a device not seen before (`NEW_DEVICE_ALERTS`).
+    pub new_device_alerts: bool,
     pub login_rate_limit_attempts: u32,
     pub login_rate_limit_ip_attempts: u32,
     pub login_rate_limit_window: Duration,
@@ -551,6 +553,7 @@ impl Config {
             trusted_device_ttl: Duration::from_secs(
                 env.positive("TRUSTED_DEVICE_TTL_DAYS", 90)? * 86_400,
             ),
+            new_device_alerts: env.boolean("NEW_DEVICE_ALERTS")?.unwrap_or(true),
             login_rate_limit_attempts: env.positive("LOGIN_RATE_LIMIT_ATTEMPTS", 5)? as u32,
             login_rate_limit_ip_attempts: env.positive("LOGIN_RATE_LIMIT_IP_ATTEMPTS", 50)? as u32,
             login_rate_limit_window: Duration::from_secs(

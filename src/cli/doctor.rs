@@ -150,6 +150,15 @@ pub async fn run(config: &Config) -> anyhow::Result<bool> {
         shared_store_checks(&services, &mut r).await;
     }
 
+    r.pass(
+        "new-device alerts",
+        if config.new_device_alerts {
+            "on: a sign-in from a device not seen before emails the user (NEW_DEVICE_ALERTS)"
+        } else {
+            "off (NEW_DEVICE_ALERTS=false): sign-ins from new devices are not emailed"
+        },
+    );
+
     match &config.email_backend {
         EmailBackend::Log => r.pass(
             "email",

@@ -1,6 +1,7 @@
 //! Types and rules of the auth domain. No I/O here.
 
 pub mod claims;
+pub mod device;
 pub mod email;
 pub mod password;
 pub mod permissions;

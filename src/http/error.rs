@@ -86,6 +86,7 @@ impl Error {
             Error::OtpRequired => (S::FORBIDDEN, "otp_required"),
             Error::OtpNotPending => (S::BAD_REQUEST, "otp_not_pending"),
             Error::OtpInvalid { .. } => (S::UNAUTHORIZED, "otp_invalid"),
+            Error::PasskeyInvalid { .. } => (S::UNAUTHORIZED, "passkey_invalid"),
             Error::OtpAttemptsExceeded => (S::UNAUTHORIZED, "otp_attempts_exceeded"),
             Error::MfaRequired => (S::FORBIDDEN, "mfa_required"),
             Error::MfaNotPending => (S::BAD_REQUEST, "mfa_not_pending"),
@@ -110,6 +111,7 @@ impl Error {
             Error::SessionNotFound => (S::NOT_FOUND, "session_not_found"),
             Error::PrivilegeEscalation(_) => (S::FORBIDDEN, "privilege_escalation"),
             Error::InviteEmailMismatch => (S::FORBIDDEN, "invite_email_mismatch"),
+            Error::MfaRequiredByTeam => (S::FORBIDDEN, "mfa_required_by_team"),
             Error::Conflict { code, .. } => (S::CONFLICT, code),
             Error::Validation { .. } => (S::UNPROCESSABLE_ENTITY, "validation_error"),
             Error::WeakPassword { .. } => (S::UNPROCESSABLE_ENTITY, "password_too_weak"),
@@ -162,6 +164,9 @@ impl IntoResponse for Error {
             Error::OtpInvalid { attempts_remaining } => {
                 body.attempts_remaining = Some(*attempts_remaining)
             }
+            Error::PasskeyInvalid {
+                attempts_remaining: Some(n),
+            } => body.attempts_remaining = Some(*n),
             Error::MissingPermission(slug) | Error::PrivilegeEscalation(slug) => {
                 body.permission = Some(slug.clone())
             }

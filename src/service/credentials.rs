@@ -42,7 +42,7 @@ impl Auth {
         Ok(())
     }
 
-    async fn send_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
+    pub(crate) async fn send_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
         let user = self
             .repo
             .user_by_email(email)

@@ -9,6 +9,7 @@ pub const TEMPLATE_LOGIN_CODE: &str = "device-approval-code";
 pub const TEMPLATE_CONCURRENT_LOGIN: &str = "device-approval-concurrent-login";
 pub const TEMPLATE_PASSWORD_RESET: &str = "password-reset";
 pub const TEMPLATE_TEAM_INVITE: &str = "team-invite";
+pub const TEMPLATE_NEW_DEVICE: &str = "new-device-sign-in";
 
 /// The longest team or role name put into an email, in characters.
 const MAX_NAME_IN_EMAIL: usize = 40;
@@ -131,6 +132,41 @@ pub fn login_code(
         ),
         model: serde_json::json!({
             "name": name, "code": code, "device": device, "ip": ip, "ttl_minutes": ttl_minutes, "kind": "login_code",
+        }),
+    }
+}
+
+pub struct NewDeviceAlert<'a> {
+    pub device: &'a str,
+    pub ip: &'a str,
+    /// RFC 3339, UTC.
+    pub at: &'a str,
+    pub not_me_url: &'a str,
+    pub ttl_hours: u64,
+}
+
+pub fn new_device(to: &str, name: &str, a: &NewDeviceAlert<'_>) -> OutgoingEmail {
+    let NewDeviceAlert {
+        device,
+        ip,
+        at,
+        not_me_url,
+        ttl_hours,
+    } = a;
+    OutgoingEmail {
+        to: to.to_owned(),
+        template: TEMPLATE_NEW_DEVICE.to_owned(),
+        subject: "New sign-in to your mbpanel account".to_owned(),
+        text: format!(
+            "Hello {name},\n\nyour mbpanel account was signed in to from a new device.\n\n\
+             Device: {device}\nIP address: {ip}\nTime: {at}\n\n\
+             If this was you, there is nothing to do. If this wasn't you, open this link: it signs \
+             you out everywhere, forgets your trusted devices and sends you a password reset link.\n\n\
+             {not_me_url}\n\nThe link works once and expires in {ttl_hours} hours.\n"
+        ),
+        model: serde_json::json!({
+            "name": name, "device": device, "ip": ip, "time": at, "action_url": not_me_url,
+            "ttl_hours": ttl_hours, "kind": "new_device",
         }),
     }
 }

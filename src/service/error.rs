@@ -27,6 +27,8 @@ pub enum Error {
     OtpNotPending,
     #[error("Invalid verification code")]
     OtpInvalid { attempts_remaining: u32 },
+    #[error("The passkey was not accepted")]
+    PasskeyInvalid { attempts_remaining: Option<u32> },
     #[error("Too many invalid codes; sign in again")]
     OtpAttemptsExceeded,
     #[error("Second factor required")]
@@ -105,6 +107,8 @@ pub enum Error {
     VirtuozzoRefreshFailed,
     #[error("Virtuozzo is not configured (VZ_CREDENTIALS_KEY)")]
     VirtuozzoNotConfigured,
+    #[error("This team requires a second factor (TOTP or a passkey); set one up first")]
+    MfaRequiredByTeam,
     #[error("Only the team Owner can do this")]
     OwnerOnly,
     #[error("{0} is unavailable")]

@@ -33,6 +33,16 @@ pub fn password_reset_requests(email_hash: &str) -> String {
     format!("ratelimit:password_reset:{email_hash}")
 }
 
+/// A passkey registration ceremony in progress (webauthn-rs state, 5 min).
+pub fn passkey_registration(ceremony: &str) -> String {
+    format!("passkey:registration:{ceremony}")
+}
+
+/// The WebAuthn challenge of a login's second factor (expires with the pre-auth token).
+pub fn passkey_login(preauth_token: &str) -> String {
+    format!("passkey:login:{preauth_token}")
+}
+
 pub fn otp_attempts(preauth_token: &str) -> String {
     format!("otp_attempts:{preauth_token}")
 }

@@ -18,8 +18,10 @@ pub mod login;
 pub mod mfa;
 pub mod mfa_login;
 pub mod my_sessions;
+pub mod new_device;
 pub mod operator;
 pub mod otp_resend;
+pub mod passkeys;
 pub mod password_strength;
 pub mod passwords;
 pub mod ports;
@@ -34,6 +36,7 @@ pub mod roles;
 pub mod second_factor;
 pub mod session;
 pub mod step_up;
+pub mod team_policy;
 pub mod teams;
 pub mod tokens;
 pub mod totp;
@@ -68,6 +71,7 @@ pub struct AuthSettings {
     pub csrf_token_ttl: Duration,
     pub email_verification_ttl: Duration,
     pub trusted_device_ttl: Duration,
+    pub new_device_alerts: bool,
     pub login_rate_limit_attempts: u32,
     pub login_rate_limit_ip_attempts: u32,
     pub login_rate_limit_window: Duration,
@@ -97,6 +101,7 @@ impl AuthSettings {
             csrf_token_ttl: c.csrf_token_ttl,
             email_verification_ttl: c.email_verification_ttl,
             trusted_device_ttl: c.trusted_device_ttl,
+            new_device_alerts: c.new_device_alerts,
             login_rate_limit_attempts: c.login_rate_limit_attempts,
             login_rate_limit_ip_attempts: c.login_rate_limit_ip_attempts,
             login_rate_limit_window: c.login_rate_limit_window,
@@ -141,6 +146,10 @@ pub struct Auth {
     /// Seals the users' TOTP secrets (`MFA_SECRET_KEY`).
     pub(crate) mfa_vault: vault::CredentialVault,
     pub(crate) virtuozzo: Arc<dyn ports::VirtuozzoSignIn>,
+    /// `/auth/me`'s `mfa_setup_required_by`, briefly reused (see `team_policy`).
+    pub(crate) mfa_notices: team_policy::SetupNotices,
+    /// The WebAuthn relying party (`BASE_URL`).
+    pub(crate) passkeys: passkeys::RelyingParty,
     /// The optional breach-range API (`PASSWORD_BREACH_API_URL`).
     pub(crate) breaches: Option<Arc<dyn ports::BreachedPasswordRange>>,
     /// Every "now" of the use cases.
@@ -179,6 +188,7 @@ impl Auth {
             outbox_wakeup,
             clock,
         } = adapters;
+        let passkeys = passkeys::RelyingParty::from_base_url(&settings.base_url);
         Self {
             repo,
             store,
@@ -192,6 +202,8 @@ impl Auth {
             bus: bus::Bus::default(),
             vault,
             virtuozzo,
+            mfa_notices: team_policy::SetupNotices::default(),
+            passkeys,
             breaches,
             mfa_vault,
             clock,

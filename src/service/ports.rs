@@ -449,6 +449,107 @@ pub trait DeviceRepo: Send + Sync {
     ) -> StoreResult<()>;
 }
 
+/// What `known_devices` says about a device (user agent + client IP) at a sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceHistory {
+    /// The user has signed in from some device before.
+    pub any_known: bool,
+    /// ... from this one.
+    pub this_known: bool,
+}
+
+/// Devices signed in from, and the single-use "this wasn't me" links of new-device alerts.
+#[async_trait]
+pub trait DeviceHistoryRepo: Send + Sync {
+    async fn device_history(
+        &self,
+        user_id: UserId,
+        fingerprint: &str,
+    ) -> StoreResult<DeviceHistory>;
+    /// Records a sign-in from the device (first time, or again).
+    async fn remember_device(
+        &self,
+        user_id: UserId,
+        fingerprint: &str,
+        now: Millis,
+    ) -> StoreResult<()>;
+    async fn forget_device(&self, user_id: UserId, fingerprint: &str) -> StoreResult<()>;
+    async fn insert_device_alert(
+        &self,
+        token_hash: &str,
+        user_id: UserId,
+        fingerprint: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> StoreResult<()>;
+    /// Marks the link used, once, if unexpired: its user and device.
+    async fn consume_device_alert(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> StoreResult<Option<(UserId, String)>>;
+}
+
+/// A registered passkey. `passkey` is webauthn-rs's verified credential as JSON (public key,
+/// counter: nothing secret).
+#[derive(Debug, Clone)]
+pub struct PasskeyRecord {
+    pub id: i64,
+    pub name: String,
+    pub passkey: String,
+    pub created_at: Millis,
+    pub last_used_at: Option<Millis>,
+}
+
+#[async_trait]
+pub trait PasskeyRepo: Send + Sync {
+    async fn passkeys(&self, user_id: UserId) -> StoreResult<Vec<PasskeyRecord>>;
+    /// `None` when the credential is registered already (to anyone).
+    async fn insert_passkey(
+        &self,
+        user_id: UserId,
+        credential_id: &str,
+        name: &str,
+        passkey: &str,
+        now: Millis,
+    ) -> StoreResult<Option<i64>>;
+    async fn rename_passkey(&self, user_id: UserId, id: i64, name: &str) -> StoreResult<bool>;
+    async fn delete_passkey(&self, user_id: UserId, id: i64) -> StoreResult<bool>;
+    /// After a sign-in with it: the updated credential (counter) and when.
+    async fn passkey_used(
+        &self,
+        user_id: UserId,
+        id: i64,
+        passkey: &str,
+        now: Millis,
+    ) -> StoreResult<()>;
+}
+
+/// A team's security policy as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamPolicyRecord {
+    pub require_mfa: bool,
+    pub grace_days: i64,
+    /// When `require_mfa` was switched on.
+    pub enforced_from: Option<Millis>,
+    pub updated_at: Millis,
+}
+
+#[async_trait]
+pub trait TeamPolicyRepo: Send + Sync {
+    async fn team_policy(&self, team_id: TeamId) -> StoreResult<Option<TeamPolicyRecord>>;
+    async fn set_team_policy(
+        &self,
+        team_id: TeamId,
+        policy: &TeamPolicyRecord,
+        updated_by: UserId,
+    ) -> StoreResult<()>;
+    /// Members of the team with no second factor: (user id, email).
+    async fn members_without_mfa(&self, team_id: TeamId) -> StoreResult<Vec<(UserId, String)>>;
+    /// A confirmed TOTP or at least one passkey.
+    async fn has_second_factor(&self, user_id: UserId) -> StoreResult<bool>;
+}
+
 #[async_trait]
 pub trait SessionRepo: Send + Sync {
     async fn create_session(&self, session: &NewSession) -> StoreResult<SessionId>;
@@ -629,6 +730,9 @@ pub trait Repository:
     + TeamRepo
     + InviteRepo
     + DeviceRepo
+    + DeviceHistoryRepo
+    + TeamPolicyRepo
+    + PasskeyRepo
     + SessionRepo
     + OutboxRepo
     + AuditRepo
@@ -645,6 +749,9 @@ impl<T> Repository for T where
         + TeamRepo
         + InviteRepo
         + DeviceRepo
+        + DeviceHistoryRepo
+        + TeamPolicyRepo
+        + PasskeyRepo
         + SessionRepo
         + OutboxRepo
         + AuditRepo

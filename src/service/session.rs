@@ -183,6 +183,10 @@ impl Auth {
             return Err(Error::PreauthExpired);
         }
 
+        // A team that requires a second factor refuses members without one after its grace.
+        self.check_team_mfa(state.user_id, membership.team_id)
+            .await?;
+
         // A user with an active session must have this login approved first (423 until then).
         self.concurrent_login_gate(preauth_token, &raw_state, &state, client)
             .await?;
@@ -242,6 +246,7 @@ impl Auth {
         });
         let event = serde_json::json!({ "event": "session_created", "session_id": sid });
         self.publish_user_event(state.user_id, &event).await;
+        self.note_sign_in_device(&taken, client).await;
         self.audit(
             "login_succeeded",
             Some(state.user_id),

@@ -57,6 +57,7 @@ impl Auth {
     ) -> Result<(String, u64)> {
         let user_id = claims.sub;
         let access = self.team_access(user_id, team_id).await?;
+        self.check_team_mfa(user_id, team_id).await?;
         let session = self
             .repo
             .session(claims.sid)

@@ -550,6 +550,16 @@ async fn mfa_tour(c: &mut Contract, app: &TestApp, b: &Browser, user: &TestUser)
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     send(c, "delete", "/api/v1/auth/mfa/totp", Body::None).await;
+    // The team's security policy: the dry run, and a change (off needs no second factor).
+    let team = [("team_id", b.team_id().await.to_string())];
+    let path = "/api/v1/teams/{team_id}/security";
+    let r = c
+        .send(app, As::Session(b), "get", path, &team, Body::None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = Body::Json(json!({ "require_mfa": false, "grace_days": 7 }));
+    let r = c.send(app, As::Session(b), "put", path, &team, body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
 }
 
 async fn every_answer_matches_the_document(mode: Mode) {
@@ -1170,9 +1180,25 @@ async fn every_answer_matches_the_document(mode: Mode) {
         }
     }
 
-    // Every documented operation answered, and succeeded at least once.
+    // Every documented operation answered, and succeeded at least once. The passkey
+    // ceremonies need a WebAuthn relying party (this run's BASE_URL is an IP address: 409
+    // `passkeys_unavailable`) and an authenticator, and the "not me" link needs a sign-in from
+    // another device: their successes are driven in `passkeys.rs` (Chromium's virtual
+    // authenticator) and `new_device.rs`; here their refusals are checked.
+    const SUCCEED_ELSEWHERE: [(&str, &str); 7] = [
+        ("post", "/api/v1/auth/mfa/passkeys/register/begin"),
+        ("post", "/api/v1/auth/mfa/passkeys/register/finish"),
+        ("patch", "/api/v1/auth/mfa/passkeys/{id}"),
+        ("delete", "/api/v1/auth/mfa/passkeys/{id}"),
+        ("post", "/api/v1/auth/mfa/webauthn/begin"),
+        ("post", "/api/v1/auth/mfa/webauthn/finish"),
+        ("post", "/api/v1/auth/new-device/not-me"),
+    ];
     let mut never_succeeded = Vec::new();
     for (method, template) in &operations {
+        if SUCCEED_ELSEWHERE.contains(&(method.as_str(), template.as_str())) {
+            continue;
+        }
         let seen = c.seen.get(&(method.clone(), template.clone()));
         if !seen.is_some_and(|s| s.iter().any(|st| (200..300).contains(st))) {
             never_succeeded.push(format!("{method} {template}: {seen:?}"));

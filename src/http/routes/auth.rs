@@ -360,6 +360,9 @@ pub struct MeResponse<'a> {
     #[schema(value_type = Vec<String>)]
     permissions: &'a [String],
     session: MeSession<'a>,
+    /// When the team starts refusing this user without a second factor (team policy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_setup_required_by: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -432,6 +435,11 @@ pub async fn me(State(s): State<AppState>, session: AuthSession) -> Result<Respo
             ip_address: p.session.ip_address.as_deref(),
             user_agent: p.session.user_agent.as_deref(),
         },
+        mfa_setup_required_by: s
+            .auth
+            .mfa_setup_required_by(p.user.id, p.access.team_id)
+            .await?
+            .map(rfc3339),
     };
     Ok(Json(body).into_response())
 }

@@ -9,6 +9,8 @@ mod concurrent;
 mod health;
 mod mfa;
 mod pages;
+mod passkeys;
+mod security;
 mod teams;
 mod virtuozzo;
 mod web_support;
@@ -59,6 +61,14 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(mfa::regenerate_recovery_codes))
         .routes(routes!(mfa::verify))
         .routes(routes!(mfa::reauth))
+        .routes(routes!(passkeys::list))
+        .routes(routes!(passkeys::register_begin))
+        .routes(routes!(passkeys::register_finish))
+        .routes(routes!(passkeys::rename, passkeys::delete))
+        .routes(routes!(passkeys::login_begin))
+        .routes(routes!(passkeys::login_finish))
+        .routes(routes!(security::not_me))
+        .routes(routes!(security::get_policy, security::put_policy))
         .routes(routes!(teams::switch_team))
         .routes(routes!(teams::list_teams, teams::create_team))
         .routes(routes!(teams::list_members))
@@ -94,6 +104,7 @@ fn pages() -> OpenApiRouter<AppState> {
         .routes(routes!(pages::page_verify_email))
         .routes(routes!(pages::page_concurrent_login))
         .routes(routes!(pages::page_invite))
+        .routes(routes!(pages::page_new_device))
         .routes(routes!(pages::page_account))
         .routes(routes!(pages::page_security))
         .routes(routes!(pages::page_teams))

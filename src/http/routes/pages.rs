@@ -73,6 +73,7 @@ app_pages!(
     page_verify_email "/verify-email" "The emailed verification link's page (its button POSTs; opening it changes nothing).",
     page_concurrent_login "/concurrent-login" "The emailed approve/deny link's page (`?token=…&action=approve|deny`; its buttons POST).",
     page_invite "/invite" "The emailed invitation's page: names the team, role and inviter; leads through sign-in or sign-up.",
+    page_new_device "/new-device" "The new-device alert's page: \"This wasn't me\" (its button POSTs; opening it changes nothing).",
     page_account "/account" "Account: profile, password, sessions, pending approvals, audit.",
     page_security "/security" "Security: authenticator app, passkeys, recovery codes.",
     page_teams "/teams" "Teams: switch, create.",

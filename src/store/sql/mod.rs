@@ -9,10 +9,12 @@ mod events;
 mod invites;
 mod mfa;
 pub mod migrations;
+mod passkeys;
 #[cfg(test)]
 mod placeholders;
 pub mod postgres;
 mod retention;
+mod security;
 mod sessions;
 mod teams;
 
