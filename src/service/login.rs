@@ -124,7 +124,8 @@ impl Auth {
         let mfa_methods = if trusted {
             Vec::new()
         } else {
-            super::second_factor::methods(&self.repo.mfa(user.id).await?)
+            let (record, passkeys) = self.second_factors(user.id).await?;
+            super::second_factor::methods(&record, passkeys.len())
         };
         let preauth_token = tokens::random_token();
         let ttl = self.settings.preauth_token_ttl;

@@ -42,13 +42,20 @@ fn not_enabled() -> Error {
 
 impl Auth {
     pub async fn mfa_overview(&self, user_id: UserId) -> Result<MfaOverview> {
-        let record = self.repo.mfa(user_id).await?;
+        let (record, passkeys) = self.second_factors(user_id).await?;
         Ok(MfaOverview {
             totp: record.totp_enabled(),
-            // Passkeys (SPEC §13, `mfa-passkeys`) are listed here once they can be registered.
-            passkeys: Vec::new(),
+            methods: second_factor::methods(&record, passkeys.len()),
+            passkeys: passkeys
+                .into_iter()
+                .map(|p| PasskeySummary {
+                    id: p.id,
+                    name: p.name,
+                    created_at: p.created_at,
+                    last_used_at: p.last_used_at,
+                })
+                .collect(),
             recovery_codes_left: record.recovery_codes_left,
-            methods: second_factor::methods(&record),
         })
     }
 
@@ -170,8 +177,8 @@ impl Auth {
                 detail: "TOTP is not enabled",
             });
         }
-        let record = self.repo.mfa(user_id).await?;
-        if !second_factor::has_second_factor(&record) {
+        let (record, passkeys) = self.second_factors(user_id).await?;
+        if !second_factor::has_second_factor(&record, passkeys.len()) {
             self.repo.replace_recovery_codes(user_id, &[], now).await?;
         }
         self.audit(
@@ -191,8 +198,8 @@ impl Auth {
         user_id: UserId,
         client: &ClientInfo,
     ) -> Result<Vec<String>> {
-        let record = self.repo.mfa(user_id).await?;
-        if !second_factor::has_second_factor(&record) {
+        let (record, passkeys) = self.second_factors(user_id).await?;
+        if !second_factor::has_second_factor(&record, passkeys.len()) {
             return Err(not_enabled());
         }
         let codes: Vec<String> = (0..recovery_codes::COUNT)

@@ -10,7 +10,7 @@ use super::login::PreauthState;
 use super::{Auth, ClientInfo, Error, Result, emails, tokens};
 use crate::domain::UserId;
 use crate::domain::device::device_name;
-use crate::domain::time::{ms, now_ms, rfc3339};
+use crate::domain::time::{ms, rfc3339};
 
 /// How long a "this wasn't me" link works: long enough for an email read the next day.
 pub const NOT_ME_LINK_TTL: Duration = Duration::from_secs(72 * 3600);
@@ -42,7 +42,7 @@ impl Auth {
             .repo
             .device_history(state.user_id, &fingerprint)
             .await?;
-        let now = now_ms();
+        let now = self.now_ms();
         self.repo
             .remember_device(state.user_id, &fingerprint, now)
             .await?;
@@ -110,7 +110,7 @@ impl Auth {
         if token.is_empty() || token.len() > 128 {
             return Err(Error::TokenInvalid);
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let (user_id, fingerprint) = self
             .repo
             .consume_device_alert(&tokens::hash_token(token), now)

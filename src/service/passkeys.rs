@@ -19,7 +19,6 @@ use super::ports::PasskeyRecord;
 use super::{Auth, ClientInfo, Error, Result, keys, tokens};
 use crate::domain::UserId;
 use crate::domain::claims::AccessClaims;
-use crate::domain::time::now_ms;
 
 /// How long a registration ceremony may take.
 pub const REGISTRATION_TTL: Duration = Duration::from_secs(300);
@@ -189,7 +188,7 @@ impl Auth {
             .finish_passkey_registration(&credential, &pending.state)
             .map_err(bad_ceremony)?;
         let json = serde_json::to_string(&passkey).map_err(anyhow::Error::from)?;
-        let now = now_ms();
+        let now = self.now_ms();
         let id = self
             .repo
             .insert_passkey(claims.sub, &credential_id(&passkey)?, &name, &json, now)
@@ -356,7 +355,7 @@ impl Auth {
             }
         };
         self.release_otp_attempt(state.user_id).await?;
-        let now = now_ms();
+        let now = self.now_ms();
         for record in self.repo.passkeys(state.user_id).await? {
             let mut passkey = parse_passkey(&record)?;
             if passkey.update_credential(&result).is_some() {

@@ -35,27 +35,40 @@ impl SecondFactor {
     }
 }
 
-/// Whether the user has a second factor (recovery codes alone are not one).
-pub fn has_second_factor(record: &MfaRecord) -> bool {
-    // Passkeys (`webauthn`) count here once registered.
-    record.totp_enabled()
+/// Whether the user has a second factor: a confirmed TOTP or a passkey (recovery codes alone
+/// are not one).
+pub fn has_second_factor(record: &MfaRecord, passkeys: usize) -> bool {
+    record.totp_enabled() || passkeys > 0
 }
 
 /// The methods a user with this record can sign in with, in the order clients offer them
 /// (SPEC §13: `totp`, `webauthn`, `recovery_code`). Empty: the user has no second factor.
-pub fn methods(record: &MfaRecord) -> Vec<&'static str> {
+pub fn methods(record: &MfaRecord, passkeys: usize) -> Vec<&'static str> {
     let mut methods = Vec::new();
     if record.totp_enabled() {
         methods.push(SecondFactor::Totp.as_str());
     }
-    // Passkeys (`webauthn`) join here once registered.
-    if has_second_factor(record) && record.recovery_codes_left > 0 {
+    // A passkey is passed at `/auth/mfa/webauthn/begin|finish`.
+    if passkeys > 0 {
+        methods.push("webauthn");
+    }
+    if has_second_factor(record, passkeys) && record.recovery_codes_left > 0 {
         methods.push(SecondFactor::RecoveryCode.as_str());
     }
     methods
 }
 
 impl Auth {
+    /// The user's MFA record and passkeys: what `has_second_factor` and `methods` decide on.
+    pub(crate) async fn second_factors(
+        &self,
+        user_id: UserId,
+    ) -> Result<(MfaRecord, Vec<super::ports::PasskeyRecord>)> {
+        let record = self.repo.mfa(user_id).await?;
+        let passkeys = self.repo.passkeys(user_id).await?;
+        Ok((record, passkeys))
+    }
+
     /// Whether `code` passes `method` for the user. A passed factor is consumed (a TOTP step,
     /// a recovery code): the same code never passes twice.
     pub(crate) async fn check_second_factor(

@@ -12,7 +12,7 @@ use super::ports::TeamPolicyRecord;
 use super::rbac::TeamAccess;
 use super::{Auth, ClientInfo, Error, Result};
 use crate::domain::permissions::OWNER_ROLE;
-use crate::domain::time::{Millis, now_ms};
+use crate::domain::time::Millis;
 use crate::domain::{TeamId, UserId};
 
 pub const MAX_GRACE_DAYS: i64 = 365;
@@ -116,7 +116,7 @@ impl Auth {
                 detail: "Set up a second factor (TOTP or a passkey) for yourself before requiring one from the team",
             });
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let current = self.repo.team_policy(access.team_id).await?;
         // Switching on starts the grace period; changing the days of a policy that is on
         // keeps its start.
@@ -158,7 +158,7 @@ impl Auth {
         let Some(enforced_at) = policy.enforced_at else {
             return Ok(());
         };
-        if now_ms() >= enforced_at && !self.repo.has_second_factor(user_id).await? {
+        if self.now_ms() >= enforced_at && !self.repo.has_second_factor(user_id).await? {
             metrics::counter!("team_mfa_refusals_total").increment(1);
             return Err(Error::MfaRequiredByTeam);
         }

@@ -38,6 +38,7 @@ async function route() {
   if (path === '/verify-email') return links.showVerify();
   if (path === '/reset-password') return links.showReset();
   if (path === '/concurrent-login') return links.showLinkDecision();
+  if (path === '/new-device') return links.showNewDevice();
   if (path === '/register') { signedInChrome(false); return show('register'); }
   if (path === '/forgot-password') { signedInChrome(false); return show('forgot'); }
   if (gettingIn.pendingSignIn() && path === '/') return undefined;

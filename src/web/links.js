@@ -65,6 +65,23 @@ async function decide(action) {
   else say(plain(r));
 }
 
+/** The new-device alert's page: "This wasn't me" secures the account. */
+export function showNewDevice() {
+  show('new-device');
+  $('new-device-go').hidden = false;
+}
+
+async function notMe() {
+  const r = await call('POST', '/auth/new-device/not-me', { token: token() });
+  $('new-device-go').hidden = true;
+  if (r.ok) {
+    history.replaceState({}, '', '/');
+    ctx.signedOut('Your account is secured: every session was signed out and every device forgotten. Check your email to choose a new password.');
+  } else {
+    say(plain(r));
+  }
+}
+
 /** The invite page: names team, role and inviter; accepts when signed in, else leads in. */
 export async function showInvite(signedIn) {
   show('invite');
@@ -117,6 +134,7 @@ export function init(context) {
   $('link-approve').addEventListener('click', () => decide('approve'));
   $('link-deny').addEventListener('click', () => decide('deny'));
   $('invite-accept').addEventListener('click', accept);
+  $('new-device-go').addEventListener('click', notMe);
   $('forgot-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     const form = event.target;

@@ -137,7 +137,15 @@ async fn this_wasnt_me_secures_the_account(mode: Mode) {
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
-    assert!(html.contains("/api/v1/auth/new-device/not-me"), "{html}");
+    assert!(html.contains("id=\"new-device-go\""), "{html}");
+    // The page is the app; its button POSTs to the API (links.js).
+    let script = reqwest::get(app.url("/ui/links.js"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(script.contains("'/auth/new-device/not-me'"), "{script}");
     expect(mine.me().await, StatusCode::OK).await;
     expect(intruder.me().await, StatusCode::OK).await;
     // My device is trusted: a sign-in from it needs no code.

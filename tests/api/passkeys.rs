@@ -70,18 +70,10 @@ impl Driver {
 
 /// An app whose `BASE_URL` host is `localhost` (an IP address cannot be a WebAuthn RP id).
 async fn spawn_on_localhost(mode: Mode) -> TestApp {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bind = format!("127.0.0.1:{port}");
-    let base = format!("http://localhost:{port}");
     TestApp::spawn_with(
         mode,
         &[
-            ("BIND_ADDR", bind.as_str()),
-            ("BASE_URL", base.as_str()),
+            ("BASE_URL", "http://localhost:{port}"),
             ("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "1000"),
             ("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", "1000"),
         ],
@@ -116,10 +108,14 @@ async fn register(driver: &Driver, b: &Browser, name: &str) -> Value {
     expect(r, StatusCode::CREATED).await
 }
 
-/// Password step of a fresh login; the pre-auth token.
-async fn password_step(app: &TestApp, b: &Browser, user: &TestUser) -> String {
+/// Password step of a fresh login; the pre-auth token. A user with a passkey is asked for it
+/// instead of an emailed code (SPEC §13); without one, the guide's emailed code.
+async fn password_step(app: &TestApp, b: &Browser, user: &TestUser, passkey: bool) -> String {
     let login = app.login(b, user).await;
-    assert_eq!(login["otp_required"], true, "{login}");
+    let methods = login["mfa_methods"].as_array().cloned().unwrap_or_default();
+    assert_eq!(login["mfa_required"], passkey, "{login}");
+    assert_eq!(methods.contains(&json!("webauthn")), passkey, "{login}");
+    assert_eq!(login["otp_required"], !passkey, "{login}");
     login["preauth_token"].as_str().unwrap().to_owned()
 }
 
@@ -194,8 +190,8 @@ async fn passkeys_register_and_sign_in_in_a_browser(mode: Mode) {
 
     // A wrong assertion (for another login's challenge) counts as a wrong code.
     let fresh = app.browser();
-    let preauth = password_step(&app, &fresh, &user).await;
-    let elsewhere = password_step(&app, &app.browser(), &user).await;
+    let preauth = password_step(&app, &fresh, &user, true).await;
+    let elsewhere = password_step(&app, &app.browser(), &user, true).await;
     let stale = passkey_assertion(&driver, &fresh, &elsewhere).await;
     let _ = passkey_assertion(&driver, &fresh, &preauth).await;
     let r = fresh
@@ -262,7 +258,7 @@ async fn passkeys_register_and_sign_in_in_a_browser(mode: Mode) {
         .await;
     expect(r, StatusCode::NO_CONTENT).await;
     expect(fresh.post_csrf("/api/v1/auth/logout").await, StatusCode::OK).await;
-    let preauth = password_step(&app, &app.browser(), &user).await;
+    let preauth = password_step(&app, &app.browser(), &user, false).await;
     let r = app
         .browser()
         .post(

@@ -486,8 +486,9 @@ impl TestApp {
             }
             settings.insert("REDIS_KEY_PREFIX".into(), storage.redis_prefix.clone());
         }
+        // `{port}` in a value is the port this server listens on (e.g. a `localhost` BASE_URL).
         for (k, v) in overrides {
-            settings.insert((*k).to_owned(), (*v).to_owned());
+            settings.insert((*k).to_owned(), v.replace("{port}", &port.to_string()));
         }
         if std::env::var("TEST_LOG_LEVEL").is_ok() {
             mbpanel_auth::telemetry::init(
