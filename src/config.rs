@@ -777,6 +777,87 @@ fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// The settings this file reads (every `"UPPER_CASE"` literal of three words or more
+    /// characters that names a variable), and the numeric defaults given with them.
+    fn declared_settings() -> (
+        std::collections::BTreeSet<String>,
+        std::collections::BTreeMap<String, String>,
+    ) {
+        let source = include_str!("config.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
+        let mut names = std::collections::BTreeSet::new();
+        let mut defaults = std::collections::BTreeMap::new();
+        for (i, _) in code.match_indices('"') {
+            let rest = &code[i + 1..];
+            let Some(end) = rest.find('"') else { break };
+            let word = &rest[..end];
+            let is_name = word.len() > 3
+                && word.contains('_')
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if !is_name {
+                continue;
+            }
+            names.insert(word.to_owned());
+            // `env.positive("NAME", 15)` / `env.parse("NAME", 100usize)`: the default.
+            let after = rest[end + 1..].trim_start();
+            if let Some(value) = after.strip_prefix(',') {
+                let value: String = value
+                    .trim_start()
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '_')
+                    .filter(|c| *c != '_')
+                    .collect();
+                if !value.is_empty() && code[..i].ends_with('(') {
+                    defaults.insert(word.to_owned(), value);
+                }
+            }
+        }
+        (names, defaults)
+    }
+
+    /// The README's settings table: each variable with its default column.
+    fn documented_settings() -> std::collections::BTreeMap<String, String> {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("\n## Settings\n")
+            .nth(1)
+            .and_then(|t| t.split("\n## ").next())
+            .unwrap_or_default();
+        table
+            .lines()
+            .filter_map(|row| {
+                let mut cells = row.strip_prefix("| `")?.splitn(3, " | ");
+                let name = cells.next()?.strip_suffix('`')?;
+                let default = cells.next().unwrap_or_default();
+                Some((name.to_owned(), default.to_owned()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_documents_exactly_the_settings_read_here_with_their_defaults() {
+        let (names, defaults) = declared_settings();
+        let documented = documented_settings();
+        let table: std::collections::BTreeSet<String> = documented.keys().cloned().collect();
+        let undocumented: Vec<_> = names.difference(&table).collect();
+        let unknown: Vec<_> = table.difference(&names).collect();
+        assert!(
+            undocumented.is_empty() && unknown.is_empty(),
+            "README ## Settings vs src/config.rs: not documented {undocumented:?}, documented but not read {unknown:?}"
+        );
+        assert!(defaults.len() >= 30, "{defaults:?}");
+        for (name, value) in &defaults {
+            let cell = &documented[name];
+            let plain: String = cell.chars().filter(|c| *c != ',' && *c != '_').collect();
+            assert!(
+                plain.contains(&format!("`{value}`")),
+                "{name}: the code's default is {value}, the README says {cell}"
+            );
+        }
+    }
+
     fn env(pairs: &[(&str, &str)]) -> Env {
         Env::from_map(
             pairs
