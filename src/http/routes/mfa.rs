@@ -7,25 +7,11 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::time::rfc3339;
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, AuthSession, Client, StepUp};
 use crate::http::openapi::{errors, tags};
 use crate::service::step_up::ReauthProof;
 use crate::service::{Error, Result};
-
-/// One registered passkey.
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PasskeyInfo {
-    #[schema(minimum = 1)]
-    id: i64,
-    name: String,
-    /// RFC 3339.
-    created_at: String,
-    /// RFC 3339; null until first used.
-    last_used_at: Option<String>,
-}
 
 /// The user's second factors.
 #[derive(Serialize, ToSchema)]
@@ -33,7 +19,7 @@ pub struct PasskeyInfo {
 pub struct MfaOverviewBody {
     /// A confirmed authenticator app.
     totp: bool,
-    passkeys: Vec<PasskeyInfo>,
+    passkeys: Vec<super::passkeys::Passkey>,
     /// Unused recovery codes.
     #[schema(minimum = 0)]
     recovery_codes_left: i64,
@@ -62,12 +48,7 @@ pub async fn overview(
     let passkeys = o
         .passkeys
         .iter()
-        .map(|p| PasskeyInfo {
-            id: p.id,
-            name: p.name.clone(),
-            created_at: rfc3339(p.created_at),
-            last_used_at: p.last_used_at.map(rfc3339),
-        })
+        .map(super::passkeys::Passkey::from)
         .collect();
     Ok(Json(MfaOverviewBody {
         totp: o.totp,

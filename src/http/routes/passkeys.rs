@@ -29,6 +29,17 @@ pub struct Passkey {
     last_used_at: Option<String>,
 }
 
+impl From<&crate::service::mfa::PasskeySummary> for Passkey {
+    fn from(p: &crate::service::mfa::PasskeySummary) -> Self {
+        Passkey {
+            id: p.id,
+            name: p.name.clone(),
+            created_at: rfc3339(p.created_at),
+            last_used_at: p.last_used_at.map(rfc3339),
+        }
+    }
+}
+
 impl From<&PasskeyRecord> for Passkey {
     fn from(p: &PasskeyRecord) -> Self {
         Passkey {
