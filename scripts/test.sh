@@ -4,7 +4,8 @@
 # half of the black-box suite again against each other Redis shape — TLS with a private CA,
 # Sentinel (1 master, 1 replica, 3 sentinels) and a 3-master Cluster — made of local
 # redis-server processes by scripts/redis-shape.sh (set MBPANEL_REDIS_SHAPES="" to skip them,
-# or to a subset such as "cluster"). Filters given as arguments skip the shape runs.
+# or to a subset such as "cluster"); the shapes run side by side. Filters given as arguments skip
+# the shape runs.
 #
 # PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379) are started when they
 # are not answering, and installed with apt-get when absent, as are Chromium and chromedriver
@@ -133,14 +134,29 @@ for arg in "$@"; do
     *) log "a test filter was given: skipping the Redis shape runs"; exit 0 ;;
   esac
 done
-for shape in ${MBPANEL_REDIS_SHAPES-tls sentinel cluster}; do
+# The shapes run side by side (each on its own servers and databases); their output is shown
+# shape by shape once all have ended.
+shapes=(${MBPANEL_REDIS_SHAPES-tls sentinel cluster})
+declare -A shape_dir shape_pid
+for shape in "${shapes[@]}"; do
   dir=$(mktemp -d "${TMPDIR:-/tmp}/mbpanel-redis-$shape.XXXXXX")
+  shape_dir[$shape]=$dir
   log "Redis $shape: starting local servers"
   scripts/redis-shape.sh start "$shape" "$dir" >/dev/null
   log "Redis $shape: running the production half of the black-box suite"
+  (set -a; . "$dir/env"; set +a; exec cargo test "${flags[@]}" --test api production) \
+    >"$dir/test.log" 2>&1 &
+  shape_pid[$shape]=$!
+done
+failed=()
+for shape in "${shapes[@]}"; do
+  dir=${shape_dir[$shape]}
   status=0
-  (set -a; . "$dir/env"; set +a; cargo test "${flags[@]}" --test api production) || status=$?
+  wait "${shape_pid[$shape]}" || status=$?
+  log "Redis $shape: output of the production half"
+  cat "$dir/test.log"
   scripts/redis-shape.sh stop "$dir"
   rm -rf "$dir"
-  [ "$status" -eq 0 ] || { log "Redis $shape: tests failed"; exit "$status"; }
+  [ "$status" -eq 0 ] || { log "Redis $shape: tests failed"; failed+=("$shape"); }
 done
+[ "${#failed[@]}" -eq 0 ] || { log "failed shapes: ${failed[*]}"; exit 1; }
