@@ -433,7 +433,19 @@ async fn live_approvals_outlive_the_access_token(mode: Mode) {
     d.goto(&app.url("/")).await;
     sign_in(&d, &app, &user, &user.password).await;
     on_account_page(&d, &user).await;
-    tokio::time::sleep(std::time::Duration::from_secs(66)).await;
+    // One access-token lifetime passes on the server's clock: the stream ends at its next
+    // check, and the page refreshes (a new refresh generation) and listens again.
+    let generation = "SELECT max(refresh_generation) FROM active_sessions";
+    let before = app.storage.sql_rows(generation).await[0][0].clone();
+    app.advance(std::time::Duration::from_secs(61));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while app.storage.sql_rows(generation).await[0][0] == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the page did not refresh after its access token expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let other = app.browser();
     let preauth = app.login_verified(&other, &user).await;
     let exchange = json!({ "preauth_token": preauth });
