@@ -1,6 +1,6 @@
 //! The retention job (SPEC §12): purges what stopped mattering — expired or revoked sessions,
-//! used or expired tokens and ended invites, sent outbox payloads and old outbox rows, and
-//! audit entries older than `AUDIT_RETENTION_DAYS`. One instance at a time (the store takes the
+//! used or expired tokens (verification, reset, new-device alert links) and ended invites, sent
+//! outbox payloads and old outbox rows, and audit entries older than `AUDIT_RETENTION_DAYS`. One instance at a time (the store takes the
 //! lock); each run that purged anything leaves one `retention_purged` audit entry with counts.
 
 use std::time::Duration;

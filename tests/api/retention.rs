@@ -116,6 +116,29 @@ async fn purges_what_stopped_mattering_and_keeps_the_rest(mode: Mode) {
         now
     ))
     .await;
+    // New-device alert links: one used 8 days ago, one still valid.
+    let user_id = db
+        .sql_rows(&format!(
+            "SELECT id FROM users WHERE email = '{}'",
+            user.email
+        ))
+        .await[0][0]
+        .clone();
+    for (hash, used_at, expires_at) in [
+        (
+            "used-alert",
+            (now - 8 * DAY_MS).to_string(),
+            now - 7 * DAY_MS,
+        ),
+        ("live-alert", "NULL".to_owned(), now + DAY_MS),
+    ] {
+        db.sql(&format!(
+            "INSERT INTO new_device_alerts (token_hash, user_id, fingerprint, created_at, expires_at, used_at)
+             VALUES ('{hash}', {user_id}, 'fp', {}, {expires_at}, {used_at})",
+            now - 9 * DAY_MS
+        ))
+        .await;
+    }
     // Audit entries: one past the retention (366 days), one within it (300 days).
     for (days, event) in [(366, "test_too_old"), (300, "test_kept")] {
         db.sql(&format!(
@@ -159,6 +182,11 @@ async fn purges_what_stopped_mattering_and_keeps_the_rest(mode: Mode) {
             + count(db, &mail_gone).await
             + count(
                 db,
+                "SELECT count(*) FROM new_device_alerts WHERE token_hash = 'used-alert'",
+            )
+            .await
+            + count(
+                db,
                 "SELECT count(*) FROM email_outbox WHERE status = 'sent' AND payload <> '{}'",
             )
             .await;
@@ -183,6 +211,16 @@ async fn purges_what_stopped_mattering_and_keeps_the_rest(mode: Mode) {
     assert_eq!(counts["outbox_messages"], 1, "{counts:?}");
     assert!(counts["email_verification_tokens"] >= 1, "{counts:?}");
     assert!(counts["outbox_payloads"] >= 1, "{counts:?}");
+    assert_eq!(counts["new_device_alerts"], 1, "{counts:?}");
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(*) FROM new_device_alerts WHERE token_hash = 'live-alert'"
+        )
+        .await,
+        1,
+        "a valid alert link was purged"
+    );
 
     // Kept: the live session (still signed in), recent audit entries, the unsent message's
     // payload; sent messages keep their row but lose their links and codes.

@@ -24,6 +24,9 @@ const RESET: &str = "DELETE FROM password_reset_tokens WHERE token_hash IN (
     SELECT token_hash FROM password_reset_tokens WHERE used_at < $1 OR expires_at < $1 LIMIT $2)";
 const INVITES: &str = "DELETE FROM team_invites WHERE id IN (SELECT id FROM team_invites
     WHERE accepted_at < $1 OR revoked_at < $1 OR expires_at < $1 LIMIT $2)";
+/// "This wasn't me" links of new-device alerts, once used or expired.
+const NEW_DEVICE_ALERTS: &str = "DELETE FROM new_device_alerts WHERE token_hash IN (
+    SELECT token_hash FROM new_device_alerts WHERE used_at < $1 OR expires_at < $1 LIMIT $2)";
 /// A sent message's payload holds its links and codes: blanked as soon as the job sees it.
 const OUTBOX_BLANK: &str = "UPDATE email_outbox SET payload = '{}' WHERE id IN (
     SELECT id FROM email_outbox WHERE status = 'sent' AND payload <> '{}' LIMIT $1)";
@@ -69,6 +72,7 @@ impl RetentionRepo for SqlStore {
                     email_verification_tokens: batches!($tx, VERIFICATION, Some(c.tokens_before)),
                     password_reset_tokens: batches!($tx, RESET, Some(c.tokens_before)),
                     team_invites: batches!($tx, INVITES, Some(c.tokens_before)),
+                    new_device_alerts: batches!($tx, NEW_DEVICE_ALERTS, Some(c.tokens_before)),
                     outbox_payloads: batches!($tx, OUTBOX_BLANK, None::<i64>),
                     outbox_messages: batches!($tx, OUTBOX_DELETE, Some(c.outbox_before)),
                     audit_entries: batches!($tx, AUDIT, Some(c.audit_before)),
