@@ -36,16 +36,32 @@ impl RedisServer {
             child: None,
             extra: extra.iter().map(|a| (*a).to_owned()).collect(),
         };
-        server.restart().await;
-        server
+        // The port was free when asked; another process may have taken it since: then
+        // redis-server exits at once, and another free port is tried.
+        for _ in 0..5 {
+            if server.try_start().await {
+                return server;
+            }
+            server.port = free_port();
+        }
+        panic!("redis-server did not start on five free ports");
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Starts it again on the same port.
     pub async fn restart(&mut self) {
-        let child = Command::new("redis-server")
+        assert!(
+            self.try_start().await,
+            "redis-server did not start on port {}",
+            self.port
+        );
+    }
+
+    async fn try_start(&mut self) -> bool {
+        let mut child = Command::new("redis-server")
             .args([
                 "--port",
                 &self.port.to_string(),
@@ -61,8 +77,10 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server on PATH");
-        self.child = Some(child);
         for _ in 0..100 {
+            if child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
             if let Ok(client) = redis::Client::open(self.url())
                 && let Ok(mut conn) = client.get_multiplexed_async_connection().await
                 // INFO answers even where PING does not (a replica refusing stale data).
@@ -72,11 +90,14 @@ impl RedisServer {
                     .await
                     .is_ok()
             {
-                return;
+                self.child = Some(child);
+                return true;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("redis-server did not start on port {}", self.port);
+        let _ = child.kill();
+        let _ = child.wait();
+        false
     }
 
     pub fn stop(&mut self) {
