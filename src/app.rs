@@ -18,7 +18,7 @@ use crate::service::passwords::PasswordHasher;
 use crate::service::ports::{EphemeralStore, Repository};
 use crate::service::tokens::TokenKeys;
 use crate::service::vault::CredentialVault;
-use crate::service::{Adapters, Auth, AuthSettings};
+use crate::service::{Adapters, Auth};
 use crate::shutdown::{CancelHandle, cancel_pair};
 use crate::store::ephemeral::memory::MemoryStore;
 use crate::store::ephemeral::redis::RedisStore;
@@ -114,7 +114,7 @@ impl Services {
             store: Arc::clone(&store),
             virtuozzo: Arc::new(HttpVirtuozzo::new(
                 config.vz_signin_url.clone(),
-                config.vz_timeout,
+                config.auth.vz_timeout,
             )?),
             breaches: match &config.password_breach_api_url {
                 Some(url) => Some(Arc::new(crate::breach::HttpBreachRange::new(url.clone())?)),
@@ -129,7 +129,7 @@ impl Services {
             TokenKeys::new(&config.jwt_secret, config.jwt_previous_secret.as_ref()),
             CredentialVault::new(config.vz_credentials_key.as_ref())?,
             hasher.clone(),
-            AuthSettings::from_config(config),
+            config.auth.clone(),
         ));
         Ok(Self {
             auth,
@@ -303,7 +303,7 @@ impl Application {
             listener,
             router: http::router(state),
             address,
-            limits: http::server::ServerLimits::from_config(&config),
+            limits: config.http,
             stop_background,
         })
     }

@@ -1,17 +1,28 @@
 //! Typed configuration from the environment (and a `.env` file), validated once at start-up.
 //!
+//! Every setting is declared once, in the `settings!` table below: its variable, its type, its
+//! default and its documentation. From that one declaration come the typed reading of the
+//! environment (`Raw`), the settings part of `mbpanel-auth --help` (`help_text`) and the list the
+//! README's settings table is checked against (`SETTINGS`). `Config::from_env` then checks what
+//! one variable alone cannot say (URLs, key lengths, the Redis shapes, cross-field rules) and
+//! builds each part's own settings (`AuthSettings`, `ServerLimits`, `RetentionSettings`).
+//!
 //! Every problem is reported as one line naming the variable. Secrets are wrapped so that
 //! `Debug` and logs never show them.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use url::Url;
+
+use crate::http::server::ServerLimits;
+use crate::service::AuthSettings;
 
 /// Raw bytes that must never be printed.
 pub struct SecretBytes(SecretBox<Vec<u8>>);
@@ -95,7 +106,6 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind_addr: SocketAddr,
-    pub base_url: Url,
     pub data_dir: PathBuf,
     pub sql: SqlBackend,
     pub db_max_connections: u32,
@@ -110,52 +120,21 @@ pub struct Config {
     pub jwt_previous_secret: Option<SecretBytes>,
     /// True when the JWT key was generated and stored under `data_dir` (embedded mode only).
     pub jwt_secret_generated: bool,
-    pub access_token_ttl: Duration,
-    pub refresh_token_ttl: Duration,
-    pub refresh_idle_timeout: Duration,
-    pub refresh_reuse_grace: Duration,
-    pub preauth_token_ttl: Duration,
-    pub concurrent_login_ttl: Duration,
-    pub password_reset_ttl: Duration,
-    pub csrf_token_ttl: Duration,
-    pub email_verification_ttl: Duration,
-    pub trusted_device_ttl: Duration,
-    /// Email the user about each sign-in from a device not seen before (`NEW_DEVICE_ALERTS`).
-    pub new_device_alerts: bool,
-    pub login_rate_limit_attempts: u32,
-    pub login_rate_limit_ip_attempts: u32,
-    pub login_rate_limit_window: Duration,
-    /// Password verifications (right or wrong) per client IP (IPv6: per /64) and window.
-    pub login_rate_limit_ip_verifications: u32,
-    /// Reset and verification-resend requests per client IP and window.
-    pub email_request_rate_limit_ip: u32,
-    /// Invites per team and per inviter per hour.
-    pub invite_rate_limit_per_hour: u32,
-    /// Invites to one address per day (all teams together).
-    pub invite_rate_limit_per_address: u32,
-    /// "Already registered" notices to one address per day.
-    pub registered_notice_limit_per_day: u32,
-    /// Password hashes one client may have in flight per instance (the rest wait their turn).
-    pub password_hash_client_concurrency: usize,
+    /// The use cases' settings (public URL, lifetimes, limits): handed to the service as they
+    /// are. No connection string or secret is among them.
+    pub auth: AuthSettings,
     /// HTTP server limits (slow clients, connection floods).
-    pub http_header_read_timeout: Duration,
-    pub http_request_timeout: Duration,
-    pub http_max_connections: usize,
-    pub otp_max_attempts: u32,
+    pub http: ServerLimits,
     pub password_hash_concurrency: usize,
     pub email_backend: EmailBackend,
     pub email_from: String,
     pub postmark_device_approval_template_id: Option<String>,
     pub vz_signin_url: Option<Url>,
     pub vz_credentials_key: Option<SecretBytes>,
-    pub vz_session_ttl: Duration,
-    pub vz_timeout: Duration,
     /// The optional breach-range API new passwords are checked against (k-anonymity).
     pub password_breach_api_url: Option<Url>,
     /// Seals TOTP secrets at rest (AES-256). Embedded mode generates one under `data_dir`.
     pub mfa_secret_key: Option<SecretBytes>,
-    /// Sensitive actions need an authentication (sign-in or reauth) within this.
-    pub step_up_max_age: Duration,
     pub trusted_proxies: Vec<IpNet>,
     pub cookie_secure: bool,
     pub cookie_domain: Option<String>,
@@ -223,40 +202,461 @@ impl Env {
         Self { vars }
     }
 
+    /// The variable's value, trimmed; blank counts as unset.
     fn get(&self, name: &str) -> Option<&str> {
         self.vars
             .get(name)
             .map(|s| s.trim())
             .filter(|s| !s.is_empty())
     }
+}
 
-    fn parse<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
-    where
-        T::Err: fmt::Display,
-    {
-        match self.get(name) {
-            None => Ok(default),
-            Some(raw) => raw
-                .parse()
-                .map_err(|e| err(name, format!("cannot parse {raw:?}: {e}"))),
+// ---------------------------------------------------------------------------------------------
+// The declaration.
+
+/// A setting's default, as the README and `--help` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultValue {
+    /// Read as if the variable held this text.
+    Value(&'static str),
+    /// No value: the setting is an `Option`; the text says what its absence means (Markdown).
+    Unset(&'static str),
+}
+
+impl DefaultValue {
+    /// The README's cell: a value in backticks, or the description of what unset means.
+    pub fn markdown(&self) -> String {
+        match self {
+            Self::Value(v) => format!("`{v}`"),
+            Self::Unset(what) => (*what).to_owned(),
         }
     }
 
-    fn positive(&self, name: &'static str, default: u64) -> Result<u64, ConfigError> {
-        let v: u64 = self.parse(name, default)?;
-        if v == 0 {
-            return Err(err(name, "must be greater than 0"));
+    /// As `--help` shows it: plain text, "none" for "—".
+    pub fn plain(&self) -> String {
+        match self {
+            Self::Value(v) => (*v).to_owned(),
+            Self::Unset("—") => "none".to_owned(),
+            Self::Unset(what) => plain(what),
         }
-        Ok(v)
+    }
+}
+
+/// One declared setting (see `SETTINGS`).
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The environment variable.
+    pub name: &'static str,
+    /// The heading it is listed under in `--help`.
+    pub group: &'static str,
+    pub default: DefaultValue,
+    /// Its doc comment, one line per source line.
+    doc_lines: &'static str,
+}
+
+impl Setting {
+    /// What the setting means (Markdown, one line): the README's third column.
+    pub fn doc(&self) -> String {
+        self.doc_lines
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// How a variable's text becomes a typed value; errors name the variable.
+trait FromSetting: Sized {
+    /// `Option<T>`: the variable may be unset (its default is `unset "…"`).
+    const OPTIONAL: bool = false;
+
+    fn parse(name: &'static str, raw: &str) -> Result<Self, ConfigError>;
+
+    fn read(env: &Env, name: &'static str, default: DefaultValue) -> Result<Self, ConfigError> {
+        match (env.get(name), default) {
+            (Some(raw), _) => Self::parse(name, raw),
+            (None, DefaultValue::Value(raw)) => Self::parse(name, raw),
+            // Not reached: `settings!` asserts that only an `Option` has no default.
+            (None, DefaultValue::Unset(_)) => Err(err(name, "is required")),
+        }
+    }
+}
+
+impl<T: FromSetting> FromSetting for Option<T> {
+    const OPTIONAL: bool = true;
+
+    fn parse(name: &'static str, raw: &str) -> Result<Self, ConfigError> {
+        T::parse(name, raw).map(Some)
     }
 
-    fn boolean(&self, name: &'static str) -> Result<Option<bool>, ConfigError> {
-        match self.get(name).map(|s| s.to_ascii_lowercase()) {
-            None => Ok(None),
-            Some(s) if ["1", "true", "yes", "on"].contains(&s.as_str()) => Ok(Some(true)),
-            Some(s) if ["0", "false", "no", "off"].contains(&s.as_str()) => Ok(Some(false)),
-            Some(s) => Err(err(name, format!("expected true or false, got {s:?}"))),
+    fn read(env: &Env, name: &'static str, _: DefaultValue) -> Result<Self, ConfigError> {
+        env.get(name).map(|raw| T::parse(name, raw)).transpose()
+    }
+}
+
+/// `FromStr`, with the variable and the text in the message.
+fn parse_str<T: std::str::FromStr>(name: &'static str, raw: &str) -> Result<T, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    raw.parse()
+        .map_err(|e| err(name, format!("cannot parse {raw:?}: {e}")))
+}
+
+impl FromSetting for String {
+    fn parse(_: &'static str, raw: &str) -> Result<Self, ConfigError> {
+        Ok(raw.to_owned())
+    }
+}
+
+impl FromSetting for SecretString {
+    fn parse(_: &'static str, raw: &str) -> Result<Self, ConfigError> {
+        Ok(SecretString::from(raw.to_owned()))
+    }
+}
+
+impl FromSetting for PathBuf {
+    fn parse(_: &'static str, raw: &str) -> Result<Self, ConfigError> {
+        Ok(PathBuf::from(raw))
+    }
+}
+
+impl FromSetting for SocketAddr {
+    fn parse(name: &'static str, raw: &str) -> Result<Self, ConfigError> {
+        parse_str(name, raw)
+    }
+}
+
+impl FromSetting for usize {
+    fn parse(name: &'static str, raw: &str) -> Result<Self, ConfigError> {
+        parse_str(name, raw)
+    }
+}
+
+/// Counts and durations: a whole number greater than 0.
+impl FromSetting for NonZeroU64 {
+    fn parse(name: &'static str, raw: &str) -> Result<Self, ConfigError> {
+        NonZeroU64::new(parse_str(name, raw)?).ok_or_else(|| err(name, "must be greater than 0"))
+    }
+}
+
+impl FromSetting for bool {
+    fn parse(name: &'static str, raw: &str) -> Result<Self, ConfigError> {
+        match raw.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            other => Err(err(name, format!("expected true or false, got {other:?}"))),
         }
+    }
+}
+
+impl FromSetting for LogFormat {
+    fn parse(name: &'static str, raw: &str) -> Result<Self, ConfigError> {
+        match raw {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(err(name, format!("must be text or json (got {other:?})"))),
+        }
+    }
+}
+
+/// `EMAIL_BACKEND`: which sender; its own settings are checked by `from_env`.
+#[derive(Debug, Clone, Copy)]
+enum EmailKind {
+    Log,
+    Smtp,
+    Postmark,
+}
+
+impl FromSetting for EmailKind {
+    fn parse(name: &'static str, raw: &str) -> Result<Self, ConfigError> {
+        match raw {
+            "log" => Ok(EmailKind::Log),
+            "smtp" => Ok(EmailKind::Smtp),
+            "postmark" => Ok(EmailKind::Postmark),
+            other => Err(err(
+                name,
+                format!("must be log, smtp or postmark (got {other:?})"),
+            )),
+        }
+    }
+}
+
+/// Declares the settings: under a group heading, each variable with its doc comment (the
+/// README's "meaning"), its type (how its text is parsed: see `FromSetting`) and its default —
+/// a text read as if the variable held it, or `unset "what that means"` for an `Option`.
+///
+/// Generates `Raw` (one field per variable, named as the variable), `SETTINGS` (the
+/// documentation) and `vars` (the names as constants, so that every error names a declared
+/// variable).
+macro_rules! settings {
+    ($(
+        $group:literal {
+            $(
+                $(#[doc = $doc:literal])+
+                $name:ident : $ty:ty = $($unset:ident)? $default:literal;
+            )+
+        }
+    )+) => {
+        /// The environment, read and typed as declared; not yet checked across variables.
+        #[allow(non_snake_case)]
+        #[derive(Debug)]
+        struct Raw {
+            $($(
+                $(#[doc = $doc])+
+                $name: $ty,
+            )+)+
+        }
+
+        impl Raw {
+            fn read(env: &Env) -> Result<Self, ConfigError> {
+                Ok(Self {
+                    $($(
+                        $name: <$ty as FromSetting>::read(
+                            env,
+                            stringify!($name),
+                            settings!(@default $($unset)? $default),
+                        )?,
+                    )+)+
+                })
+            }
+        }
+
+        /// Every setting, in the order of the README's table and of `--help`.
+        pub const SETTINGS: &[Setting] = &[
+            $($(
+                Setting {
+                    name: stringify!($name),
+                    group: $group,
+                    default: settings!(@default $($unset)? $default),
+                    doc_lines: concat!($($doc, "\n"),+),
+                },
+            )+)+
+        ];
+
+        /// The variables' names: an error naming a variable that is not declared does not
+        /// compile.
+        #[allow(dead_code)]
+        mod vars {
+            $($(
+                pub const $name: &str = stringify!($name);
+            )+)+
+        }
+
+        $($(
+            const _: () = assert!(
+                <$ty as FromSetting>::OPTIONAL == settings!(@optional $($unset)?),
+                concat!(
+                    stringify!($name),
+                    ": an Option setting has an `unset \"…\"` default, any other a value"
+                ),
+            );
+        )+)+
+    };
+    (@default unset $what:literal) => {
+        DefaultValue::Unset($what)
+    };
+    (@default $value:literal) => {
+        DefaultValue::Value($value)
+    };
+    (@optional unset) => {
+        true
+    };
+    (@optional) => {
+        false
+    };
+}
+
+settings! {
+    "Server" {
+        /// address to listen on
+        BIND_ADDR: SocketAddr = "127.0.0.1:8000";
+        /// public URL; email links are built from it
+        BASE_URL: String = "http://127.0.0.1:8000";
+        /// embedded mode: SQLite file and the generated JWT and MFA keys
+        DATA_DIR: PathBuf = "./data";
+    }
+    "Database" {
+        /// `postgres://…` (or a libpq keyword string `host=… dbname=…`) selects production mode;
+        /// several hosts for failover:
+        /// `postgres://a:5432,b:5432/mbpanel?target_session_attrs=read-write` (see [Running at
+        /// scale](#running-at-scale)); `sqlite:<path>` another SQLite file
+        DATABASE_URL: Option<SecretString> = unset "unset → SQLite in `DATA_DIR`";
+        /// PostgreSQL pool size per instance (background jobs included)
+        DATABASE_MAX_CONNECTIONS: NonZeroU64 = "10";
+        /// wait for a pooled connection before answering 503 (also bounds each host check during a
+        /// failover)
+        DATABASE_ACQUIRE_TIMEOUT_MS: NonZeroU64 = "3000";
+        /// prepared statements cached per connection; `0` behind a transaction pooler (PgBouncer <
+        /// 1.21 in `pool_mode = transaction`): nothing is cached and each pooled use runs in its
+        /// own transaction. Also read from the URL as `?statement_cache_capacity=0`
+        DATABASE_STATEMENT_CACHE_CAPACITY: Option<usize> = unset "sqlx's `100`";
+    }
+    "Retention" {
+        /// how often the retention job runs (first run one interval after start)
+        RETENTION_INTERVAL_SECONDS: NonZeroU64 = "3600";
+        /// sessions expired or revoked longer ago than this are deleted
+        SESSION_RETENTION_DAYS: NonZeroU64 = "30";
+        /// used or expired email-verification and password-reset tokens, and accepted, revoked or
+        /// expired invites, are deleted after this
+        TOKEN_RETENTION_DAYS: NonZeroU64 = "7";
+        /// sent or failed outbox rows older than this are deleted (a sent message's payload — its
+        /// links and codes — is blanked at the first run after sending)
+        OUTBOX_RETENTION_DAYS: NonZeroU64 = "7";
+        /// audit entries older than this are deleted (by the retention job only)
+        AUDIT_RETENTION_DAYS: NonZeroU64 = "365";
+        /// rows per retention statement (at most 100 statements per kind per run)
+        RETENTION_BATCH_SIZE: NonZeroU64 = "1000";
+    }
+    "Ephemeral store (Redis, or in-process in embedded mode)" {
+        /// a standalone Redis, `redis://…` or `rediss://…` (TLS); with PostgreSQL, this or one of
+        /// the next two is required (exactly one)
+        REDIS_URL: Option<SecretString> = unset "unset → in-process store";
+        /// Redis Sentinel: comma-separated `redis://host:port` of the sentinels
+        REDIS_SENTINELS: Option<SecretString> = unset "unset";
+        /// with `REDIS_SENTINELS`: the monitored master's name
+        REDIS_SENTINEL_MASTER: Option<String> = unset "—";
+        /// with `REDIS_SENTINELS`: the sentinels' password
+        REDIS_SENTINEL_PASSWORD: Option<SecretString> = unset "unset";
+        /// Redis Cluster: comma-separated seed nodes `redis://host:port` (or `rediss://`)
+        REDIS_CLUSTER_NODES: Option<SecretString> = unset "unset";
+        /// path of a PEM CA bundle for `rediss://` with a private CA
+        REDIS_CA_CERT: Option<PathBuf> = unset "unset (system roots)";
+        /// prefix for every key and channel (empty: exactly the guide's keys)
+        REDIS_KEY_PREFIX: Option<String> = unset "empty";
+        /// bound on every Redis call; past it the request answers 503
+        REDIS_TIMEOUT_MS: NonZeroU64 = "1000";
+        /// embedded mode: key limit of the in-process store (full → 503)
+        MEMORY_STORE_MAX_KEYS: usize = "1000000";
+    }
+    "Tokens and sessions" {
+        /// HS256 key, used as raw bytes like PyJWT; at least 32 bytes; required in production
+        JWT_SECRET_KEY: Option<SecretString> =
+            unset "embedded: generated once into `DATA_DIR/jwt_secret.key` (0600)";
+        /// also accepted for verification during a key rotation
+        JWT_PREVIOUS_SECRET_KEY: Option<SecretString> = unset "unset";
+        /// access token lifetime
+        ACCESS_TOKEN_TTL_MINUTES: NonZeroU64 = "15";
+        /// absolute session lifetime (not extended by refreshes)
+        REFRESH_TOKEN_TTL_DAYS: NonZeroU64 = "7";
+        /// a session not refreshed for this long ends
+        REFRESH_IDLE_TIMEOUT_MINUTES: NonZeroU64 = "60";
+        /// window in which a repeat of a just-rotated refresh token gets the same successor
+        REFRESH_REUSE_GRACE_SECONDS: NonZeroU64 = "10";
+        /// lifetime of the pre-auth token (and its emailed code)
+        PREAUTH_TOKEN_TTL_SECONDS: NonZeroU64 = "300";
+        /// lifetime of a concurrent-login approval request (the waiting pre-auth token lives as
+        /// long)
+        CONCURRENT_LOGIN_TTL_SECONDS: NonZeroU64 = "600";
+        /// password-reset link lifetime
+        PASSWORD_RESET_TOKEN_TTL_MINUTES: NonZeroU64 = "30";
+        /// CSRF token lifetime (re-issued on every refresh)
+        CSRF_TOKEN_TTL_HOURS: NonZeroU64 = "12";
+        /// verification link lifetime
+        EMAIL_VERIFICATION_TOKEN_TTL_HOURS: NonZeroU64 = "24";
+        /// how long a device that passed the emailed code skips it
+        TRUSTED_DEVICE_TTL_DAYS: NonZeroU64 = "90";
+        /// email the user about every completed sign-in from a device not seen before, with a "this
+        /// wasn't me" link (see "New-device alerts")
+        NEW_DEVICE_ALERTS: bool = "true";
+    }
+    "Rate limits" {
+        /// failed logins per account per window
+        LOGIN_RATE_LIMIT_ATTEMPTS: NonZeroU64 = "5";
+        /// failed logins per client IP (IPv6: per /64) per window
+        LOGIN_RATE_LIMIT_IP_ATTEMPTS: NonZeroU64 = "50";
+        /// password verifications, right or wrong, per client IP (IPv6: per /64) per window (login
+        /// and password change): bounds argon2 work per client
+        LOGIN_RATE_LIMIT_IP_VERIFICATIONS: NonZeroU64 = "100";
+        /// the rate-limit window (also of the per-IP limits below)
+        LOGIN_RATE_LIMIT_WINDOW_SECONDS: NonZeroU64 = "300";
+        /// `password-reset/request` and `verify-email/resend` together, per client IP (IPv6: per
+        /// /64) per window
+        EMAIL_REQUEST_RATE_LIMIT_IP: NonZeroU64 = "20";
+        /// invites per team, and per inviter, per hour
+        INVITE_RATE_LIMIT_PER_HOUR: NonZeroU64 = "50";
+        /// invites to one address per day (all teams)
+        INVITE_RATE_LIMIT_PER_ADDRESS: NonZeroU64 = "3";
+        /// "someone tried to sign up with your email" notices per address per day
+        REGISTERED_NOTICE_LIMIT_PER_DAY: NonZeroU64 = "3";
+    }
+    "HTTP server" {
+        /// a connection that has not sent a complete request head within this is closed (slow
+        /// clients, idle keep-alive)
+        HTTP_HEADER_READ_TIMEOUT_SECONDS: NonZeroU64 = "10";
+        /// a request not answered within this gets 408 `request_timeout` (a started event stream is
+        /// not cut)
+        HTTP_REQUEST_TIMEOUT_SECONDS: NonZeroU64 = "30";
+        /// open connections per instance; beyond it new ones wait in the listen backlog
+        HTTP_MAX_CONNECTIONS: NonZeroU64 = "1024";
+    }
+    "Passwords and codes" {
+        /// wrong codes before the pre-auth token is burned
+        OTP_MAX_ATTEMPTS: NonZeroU64 = "5";
+        /// dedicated argon2 threads (hashes computed at once); at most 32 jobs per thread wait,
+        /// beyond that 503
+        PASSWORD_HASH_CONCURRENCY: Option<NonZeroU64> = unset "number of CPUs";
+        /// hashes one client (IP, IPv6 /64) may have in flight per instance; its further requests
+        /// wait their turn, so a burst from one client cannot occupy every hashing thread
+        PASSWORD_HASH_CLIENT_CONCURRENCY: NonZeroU64 = "1";
+        /// a k-anonymity breach-range API (`GET <url>/<5 hex digits of the SHA-1>` answering
+        /// `SUFFIX:COUNT` lines, as Have I Been Pwned's `https://api.pwnedpasswords.com/range`);
+        /// new passwords listed there are refused; 2 s timeout, fails open (logged
+        /// `password_breach_check_failed`)
+        PASSWORD_BREACH_API_URL: Option<String> = unset "unset (off)";
+    }
+    "Email" {
+        /// `log` (print to the log), `smtp`, or `postmark`
+        EMAIL_BACKEND: EmailKind = "log";
+        /// with `smtp`: e.g. `smtp://user:pass@host:587?tls=required`, `smtps://…`
+        SMTP_URL: Option<SecretString> = unset "—";
+        /// with `postmark`: the server token
+        POSTMARK_SERVER_TOKEN: Option<SecretString> = unset "—";
+        /// Postmark API base (overridable for a local fake)
+        POSTMARK_API_URL: String = "https://api.postmarkapp.com";
+        /// template (numeric id → `TemplateId`, else `TemplateAlias`) for the device-approval
+        /// emails — the sign-in code and the concurrent-login approval (model field `kind` tells
+        /// them apart); without it, and for the other emails, the rendered text goes to `/email`
+        POSTMARK_DEVICE_APPROVAL_TEMPLATE_ID: Option<String> = unset "unset";
+        /// sender address
+        EMAIL_FROM: String = "mbpanel <no-reply@mbpanel.local>";
+    }
+    "Virtuozzo" {
+        /// Virtuozzo sign-in endpoint (`POST`, form fields `email`, `password`)
+        VZ_VIRTUOZZO_SIGNIN_URL: Option<String> = unset "unset";
+        /// base64 of exactly 32 bytes: the AES-256-GCM key sealing team credentials and session
+        /// keys
+        VZ_CREDENTIALS_KEY: Option<SecretString> =
+            unset "unset (Virtuozzo routes answer 503 `virtuozzo_not_configured`)";
+        /// how long a Virtuozzo session key is considered live
+        VZ_SESSION_TTL_MINUTES: NonZeroU64 = "60";
+        /// bound on each Virtuozzo call (a hung Virtuozzo cannot hang logins)
+        VZ_TIMEOUT_SECONDS: NonZeroU64 = "10";
+    }
+    "Second factor and step-up" {
+        /// base64 of exactly 32 bytes: the AES-256-GCM key sealing TOTP secrets (each bound to its
+        /// user id); all instances must share it
+        MFA_SECRET_KEY: Option<SecretString> = unset "embedded: generated once into \
+            `DATA_DIR/mfa_secret.key` (0600); production: unset (TOTP enrolment answers 503 \
+            `mfa_not_configured`)";
+        /// sensitive actions need a sign-in or `/auth/reauth` of the session within this (at least
+        /// 1)
+        STEP_UP_MAX_AGE_MINUTES: NonZeroU64 = "10";
+    }
+    "Proxies and cookies" {
+        /// comma-separated IPs/CIDRs whose `X-Forwarded-For` is believed
+        TRUSTED_PROXIES: Option<String> = unset "empty";
+        /// the `Secure` cookie attribute
+        COOKIE_SECURE: Option<bool> = unset "`true` unless `BASE_URL` is plain-http localhost";
+        /// the cookies' `Domain`
+        COOKIE_DOMAIN: Option<String> = unset "unset (host-only cookies)";
+    }
+    "Logging" {
+        /// level or filter (`debug`, `mbpanel_auth=debug,info`)
+        LOG_LEVEL: String = "info";
+        /// `text` or `json`
+        LOG_FORMAT: LogFormat = "text";
     }
 }
 
@@ -264,21 +664,42 @@ const MIN_JWT_KEY_BYTES: usize = 32;
 const GENERATED_JWT_KEY_FILE: &str = "jwt_secret.key";
 const GENERATED_MFA_KEY_FILE: &str = "mfa_secret.key";
 
+fn seconds(n: NonZeroU64) -> Duration {
+    Duration::from_secs(n.get())
+}
+fn millis(n: NonZeroU64) -> Duration {
+    Duration::from_millis(n.get())
+}
+fn minutes(n: NonZeroU64) -> Duration {
+    Duration::from_secs(n.get().saturating_mul(60))
+}
+fn hours(n: NonZeroU64) -> Duration {
+    Duration::from_secs(n.get().saturating_mul(3600))
+}
+fn days(n: NonZeroU64) -> Duration {
+    Duration::from_secs(n.get().saturating_mul(86_400))
+}
+/// A count for a `u32` field (beyond its range: its largest value).
+fn count(n: NonZeroU64) -> u32 {
+    u32::try_from(n.get()).unwrap_or(u32::MAX)
+}
+fn size(n: NonZeroU64) -> usize {
+    usize::try_from(n.get()).unwrap_or(usize::MAX)
+}
+
 impl Config {
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        let bind_addr: SocketAddr =
-            env.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?;
-        let base_url_raw = env.get("BASE_URL").unwrap_or("http://127.0.0.1:8000");
-        let base_url = Url::parse(base_url_raw).map_err(|e| err("BASE_URL", e.to_string()))?;
+        let raw = Raw::read(env)?;
+        let base_url = Url::parse(&raw.BASE_URL).map_err(|e| err(vars::BASE_URL, e.to_string()))?;
         if !matches!(base_url.scheme(), "http" | "https") || base_url.host_str().is_none() {
             return Err(err(
-                "BASE_URL",
+                vars::BASE_URL,
                 "must be an http:// or https:// URL with a host",
             ));
         }
-        let data_dir = PathBuf::from(env.get("DATA_DIR").unwrap_or("./data"));
+        let data_dir = raw.DATA_DIR.clone();
 
-        let sql = match env.get("DATABASE_URL") {
+        let sql = match raw.DATABASE_URL.as_ref().map(ExposeSecret::expose_secret) {
             None => SqlBackend::Sqlite {
                 path: data_dir.join("mbpanel.db"),
             },
@@ -290,7 +711,7 @@ impl Config {
                     || (url.contains('=') && !url.starts_with("sqlite:")) =>
             {
                 crate::store::sql::postgres::PgTarget::parse(url)
-                    .map_err(|e| err("DATABASE_URL", e))?;
+                    .map_err(|e| err(vars::DATABASE_URL, e))?;
                 SqlBackend::Postgres {
                     url: SecretString::from(url.to_owned()),
                 }
@@ -300,7 +721,10 @@ impl Config {
                     .trim_start_matches("sqlite://")
                     .trim_start_matches("sqlite:");
                 if path.is_empty() || path.contains(":memory:") {
-                    return Err(err("DATABASE_URL", "a SQLite database must be a file path"));
+                    return Err(err(
+                        vars::DATABASE_URL,
+                        "a SQLite database must be a file path",
+                    ));
                 }
                 SqlBackend::Sqlite {
                     path: PathBuf::from(path.split('?').next().unwrap_or(path)),
@@ -308,47 +732,48 @@ impl Config {
             }
             Some(_) => {
                 return Err(err(
-                    "DATABASE_URL",
+                    vars::DATABASE_URL,
                     "must start with postgres://, postgresql:// or sqlite:, or be a libpq keyword string (host=… dbname=…)",
                 ));
             }
         };
         let production = matches!(sql, SqlBackend::Postgres { .. });
 
-        let ephemeral = match redis_shape(env)? {
+        let ephemeral = match redis_shape(&raw)? {
             Some(shape) => EphemeralBackend::Redis {
                 shape,
-                key_prefix: env.get("REDIS_KEY_PREFIX").unwrap_or("").to_owned(),
-                ca_cert: match env.get("REDIS_CA_CERT") {
+                key_prefix: raw.REDIS_KEY_PREFIX.clone().unwrap_or_default(),
+                ca_cert: match &raw.REDIS_CA_CERT {
                     Some(path) => {
-                        let path = PathBuf::from(path);
-                        std::fs::metadata(&path).map_err(|e| {
+                        std::fs::metadata(path).map_err(|e| {
                             err(
-                                "REDIS_CA_CERT",
+                                vars::REDIS_CA_CERT,
                                 format!("cannot read {}: {e}", path.display()),
                             )
                         })?;
-                        Some(path)
+                        Some(path.clone())
                     }
                     None => None,
                 },
             },
             None if production => {
                 return Err(err(
-                    "REDIS_URL",
+                    vars::REDIS_URL,
                     "is required when DATABASE_URL is PostgreSQL (or REDIS_SENTINELS, or REDIS_CLUSTER_NODES: instances must share one ephemeral store)",
                 ));
             }
             None => EphemeralBackend::Memory {
-                max_keys: env.parse("MEMORY_STORE_MAX_KEYS", 1_000_000usize)?,
+                max_keys: raw.MEMORY_STORE_MAX_KEYS,
             },
         };
+        let shared_store = matches!(ephemeral, EphemeralBackend::Redis { .. });
 
-        let (jwt_secret, jwt_secret_generated) = match env.get("JWT_SECRET_KEY") {
+        let (jwt_secret, jwt_secret_generated) = match &raw.JWT_SECRET_KEY {
             Some(key) => {
+                let key = key.expose_secret();
                 if key.len() < MIN_JWT_KEY_BYTES {
                     return Err(err(
-                        "JWT_SECRET_KEY",
+                        vars::JWT_SECRET_KEY,
                         format!(
                             "must be at least {MIN_JWT_KEY_BYTES} bytes (got {})",
                             key.len()
@@ -357,258 +782,270 @@ impl Config {
                 }
                 (SecretBytes::new(key.as_bytes().to_vec()), false)
             }
-            None if production || matches!(ephemeral, EphemeralBackend::Redis { .. }) => {
+            None if production || shared_store => {
                 return Err(err(
-                    "JWT_SECRET_KEY",
+                    vars::JWT_SECRET_KEY,
                     "is required in production mode (all instances and services must share it)",
                 ));
             }
             None => (load_or_generate_jwt_key(&data_dir)?, true),
         };
-        let jwt_previous_secret = match env.get("JWT_PREVIOUS_SECRET_KEY") {
-            Some(key) if key.len() < MIN_JWT_KEY_BYTES => {
+        let jwt_previous_secret = match &raw.JWT_PREVIOUS_SECRET_KEY {
+            Some(key) if key.expose_secret().len() < MIN_JWT_KEY_BYTES => {
                 return Err(err(
-                    "JWT_PREVIOUS_SECRET_KEY",
+                    vars::JWT_PREVIOUS_SECRET_KEY,
                     format!("must be at least {MIN_JWT_KEY_BYTES} bytes"),
                 ));
             }
-            Some(key) => Some(SecretBytes::new(key.as_bytes().to_vec())),
+            Some(key) => Some(SecretBytes::new(key.expose_secret().as_bytes().to_vec())),
             None => None,
         };
 
-        let email_backend = match env.get("EMAIL_BACKEND").unwrap_or("log") {
-            "log" => EmailBackend::Log,
-            "smtp" => {
-                let url = env
-                    .get("SMTP_URL")
-                    .ok_or_else(|| err("SMTP_URL", "is required when EMAIL_BACKEND=smtp"))?;
-                let parsed = Url::parse(url).map_err(|e| err("SMTP_URL", e.to_string()))?;
+        let email_backend = match raw.EMAIL_BACKEND {
+            EmailKind::Log => EmailBackend::Log,
+            EmailKind::Smtp => {
+                let url = raw
+                    .SMTP_URL
+                    .as_ref()
+                    .ok_or_else(|| err(vars::SMTP_URL, "is required when EMAIL_BACKEND=smtp"))?;
+                let parsed = Url::parse(url.expose_secret())
+                    .map_err(|e| err(vars::SMTP_URL, e.to_string()))?;
                 if !matches!(parsed.scheme(), "smtp" | "smtps") {
-                    return Err(err("SMTP_URL", "must start with smtp:// or smtps://"));
+                    return Err(err(vars::SMTP_URL, "must start with smtp:// or smtps://"));
                 }
-                EmailBackend::Smtp {
-                    url: SecretString::from(url.to_owned()),
-                }
+                EmailBackend::Smtp { url: url.clone() }
             }
-            "postmark" => {
-                let token = env.get("POSTMARK_SERVER_TOKEN").ok_or_else(|| {
+            EmailKind::Postmark => {
+                let token = raw.POSTMARK_SERVER_TOKEN.as_ref().ok_or_else(|| {
                     err(
-                        "POSTMARK_SERVER_TOKEN",
+                        vars::POSTMARK_SERVER_TOKEN,
                         "is required when EMAIL_BACKEND=postmark",
                     )
                 })?;
-                let api_url = env
-                    .get("POSTMARK_API_URL")
-                    .unwrap_or("https://api.postmarkapp.com");
-                Url::parse(api_url).map_err(|e| err("POSTMARK_API_URL", e.to_string()))?;
+                let api_url = &raw.POSTMARK_API_URL;
+                Url::parse(api_url).map_err(|e| err(vars::POSTMARK_API_URL, e.to_string()))?;
                 EmailBackend::Postmark {
                     api_url: api_url.trim_end_matches('/').to_owned(),
-                    server_token: SecretString::from(token.to_owned()),
+                    server_token: token.clone(),
                 }
-            }
-            other => {
-                return Err(err(
-                    "EMAIL_BACKEND",
-                    format!("must be log, smtp or postmark (got {other:?})"),
-                ));
-            }
-        };
-        let email_from = env
-            .get("EMAIL_FROM")
-            .unwrap_or("mbpanel <no-reply@mbpanel.local>")
-            .to_owned();
-
-        let vz_signin_url = match env.get("VZ_VIRTUOZZO_SIGNIN_URL") {
-            Some(u) => {
-                Some(Url::parse(u).map_err(|e| err("VZ_VIRTUOZZO_SIGNIN_URL", e.to_string()))?)
-            }
-            None => None,
-        };
-        let vz_credentials_key = match env.get("VZ_CREDENTIALS_KEY") {
-            None => None,
-            Some(b64) => {
-                use base64::Engine;
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .map_err(|_| err("VZ_CREDENTIALS_KEY", "must be base64"))?;
-                if bytes.len() != 32 {
-                    return Err(err(
-                        "VZ_CREDENTIALS_KEY",
-                        "must be base64 of exactly 32 bytes (AES-256)",
-                    ));
-                }
-                Some(SecretBytes::new(bytes))
             }
         };
 
-        let mfa_secret_key = match env.get("MFA_SECRET_KEY") {
-            Some(b64) => Some(aes_key("MFA_SECRET_KEY", b64)?),
-            None if production || matches!(ephemeral, EphemeralBackend::Redis { .. }) => None,
+        let vz_signin_url =
+            optional_url(vars::VZ_VIRTUOZZO_SIGNIN_URL, &raw.VZ_VIRTUOZZO_SIGNIN_URL)?;
+        let vz_credentials_key = match &raw.VZ_CREDENTIALS_KEY {
+            Some(b64) => Some(aes_key(vars::VZ_CREDENTIALS_KEY, b64.expose_secret())?),
+            None => None,
+        };
+        let mfa_secret_key = match &raw.MFA_SECRET_KEY {
+            Some(b64) => Some(aes_key(vars::MFA_SECRET_KEY, b64.expose_secret())?),
+            None if production || shared_store => None,
             None => Some(load_or_generate_aes_key(
                 &data_dir,
                 GENERATED_MFA_KEY_FILE,
-                "MFA_SECRET_KEY",
+                vars::MFA_SECRET_KEY,
             )?),
         };
-        let password_breach_api_url = match env.get("PASSWORD_BREACH_API_URL") {
-            Some(u) => {
-                Some(Url::parse(u).map_err(|e| err("PASSWORD_BREACH_API_URL", e.to_string()))?)
-            }
-            None => None,
-        };
+        let password_breach_api_url =
+            optional_url(vars::PASSWORD_BREACH_API_URL, &raw.PASSWORD_BREACH_API_URL)?;
 
-        let trusted_proxies = match env.get("TRUSTED_PROXIES") {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    s.parse::<IpNet>()
-                        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                        .map_err(|_| {
-                            err(
-                                "TRUSTED_PROXIES",
-                                format!("{s:?} is not an IP address or CIDR range"),
-                            )
-                        })
-                })
-                .collect::<Result<_, _>>()?,
-        };
+        let trusted_proxies = raw
+            .TRUSTED_PROXIES
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        err(
+                            vars::TRUSTED_PROXIES,
+                            format!("{s:?} is not an IP address or CIDR range"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
 
         let plain_http_localhost = base_url.scheme() == "http"
             && matches!(
                 base_url.host_str(),
                 Some("localhost" | "127.0.0.1" | "[::1]")
             );
-        let cookie_secure = env
-            .boolean("COOKIE_SECURE")?
-            .unwrap_or(!plain_http_localhost);
+        let cookie_secure = raw.COOKIE_SECURE.unwrap_or(!plain_http_localhost);
 
-        let log_format = match env.get("LOG_FORMAT").unwrap_or("text") {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(err(
-                    "LOG_FORMAT",
-                    format!("must be text or json (got {other:?})"),
-                ));
-            }
-        };
-        let log_level = env.get("LOG_LEVEL").unwrap_or("info").to_ascii_lowercase();
+        let log_level = raw.LOG_LEVEL.to_ascii_lowercase();
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
             return Err(err(
-                "LOG_LEVEL",
+                vars::LOG_LEVEL,
                 format!("{log_level:?} is not a level or filter"),
             ));
         }
 
-        let minutes = |n: u64| Duration::from_secs(n * 60);
-        let days = |n: u64| Duration::from_secs(n.saturating_mul(86_400));
-        let config = Config {
-            bind_addr,
+        let auth = AuthSettings {
             base_url,
-            data_dir,
-            sql,
-            db_max_connections: env.positive("DATABASE_MAX_CONNECTIONS", 10)? as u32,
-            db_acquire_timeout: Duration::from_millis(
-                env.positive("DATABASE_ACQUIRE_TIMEOUT_MS", 3000)?,
-            ),
-            db_statement_cache_capacity: match env.get("DATABASE_STATEMENT_CACHE_CAPACITY") {
-                None => None,
-                Some(_) => Some(env.parse("DATABASE_STATEMENT_CACHE_CAPACITY", 100usize)?),
-            },
-            retention: RetentionSettings {
-                interval: Duration::from_secs(env.positive("RETENTION_INTERVAL_SECONDS", 3600)?),
-                session_grace: days(env.positive("SESSION_RETENTION_DAYS", 30)?),
-                token_grace: days(env.positive("TOKEN_RETENTION_DAYS", 7)?),
-                outbox_grace: days(env.positive("OUTBOX_RETENTION_DAYS", 7)?),
-                audit_retention: days(env.positive("AUDIT_RETENTION_DAYS", 365)?),
-                batch_size: env.positive("RETENTION_BATCH_SIZE", 1000)?,
-            },
-            ephemeral,
-            redis_timeout: Duration::from_millis(env.positive("REDIS_TIMEOUT_MS", 1000)?),
-            jwt_secret,
-            jwt_previous_secret,
-            jwt_secret_generated,
-            access_token_ttl: minutes(env.positive("ACCESS_TOKEN_TTL_MINUTES", 15)?),
-            refresh_token_ttl: Duration::from_secs(
-                env.positive("REFRESH_TOKEN_TTL_DAYS", 7)? * 86_400,
-            ),
-            refresh_idle_timeout: minutes(env.positive("REFRESH_IDLE_TIMEOUT_MINUTES", 60)?),
-            refresh_reuse_grace: Duration::from_secs(
-                env.positive("REFRESH_REUSE_GRACE_SECONDS", 10)?,
-            ),
-            preauth_token_ttl: Duration::from_secs(env.positive("PREAUTH_TOKEN_TTL_SECONDS", 300)?),
-            concurrent_login_ttl: Duration::from_secs(
-                env.positive("CONCURRENT_LOGIN_TTL_SECONDS", 600)?,
-            ),
-            password_reset_ttl: Duration::from_secs(
-                env.positive("PASSWORD_RESET_TOKEN_TTL_MINUTES", 30)? * 60,
-            ),
-            csrf_token_ttl: Duration::from_secs(env.positive("CSRF_TOKEN_TTL_HOURS", 12)? * 3600),
-            email_verification_ttl: Duration::from_secs(
-                env.positive("EMAIL_VERIFICATION_TOKEN_TTL_HOURS", 24)? * 3600,
-            ),
-            trusted_device_ttl: Duration::from_secs(
-                env.positive("TRUSTED_DEVICE_TTL_DAYS", 90)? * 86_400,
-            ),
-            new_device_alerts: env.boolean("NEW_DEVICE_ALERTS")?.unwrap_or(true),
-            login_rate_limit_attempts: env.positive("LOGIN_RATE_LIMIT_ATTEMPTS", 5)? as u32,
-            login_rate_limit_ip_attempts: env.positive("LOGIN_RATE_LIMIT_IP_ATTEMPTS", 50)? as u32,
-            login_rate_limit_window: Duration::from_secs(
-                env.positive("LOGIN_RATE_LIMIT_WINDOW_SECONDS", 300)?,
-            ),
-            login_rate_limit_ip_verifications: env
-                .positive("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", 100)?
-                as u32,
-            email_request_rate_limit_ip: env.positive("EMAIL_REQUEST_RATE_LIMIT_IP", 20)? as u32,
-            invite_rate_limit_per_hour: env.positive("INVITE_RATE_LIMIT_PER_HOUR", 50)? as u32,
-            invite_rate_limit_per_address: env.positive("INVITE_RATE_LIMIT_PER_ADDRESS", 3)? as u32,
-            registered_notice_limit_per_day: env.positive("REGISTERED_NOTICE_LIMIT_PER_DAY", 3)?
-                as u32,
-            password_hash_client_concurrency: env.positive("PASSWORD_HASH_CLIENT_CONCURRENCY", 1)?
-                as usize,
-            http_header_read_timeout: Duration::from_secs(
-                env.positive("HTTP_HEADER_READ_TIMEOUT_SECONDS", 10)?,
-            ),
-            http_request_timeout: Duration::from_secs(
-                env.positive("HTTP_REQUEST_TIMEOUT_SECONDS", 30)?,
-            ),
-            http_max_connections: env.positive("HTTP_MAX_CONNECTIONS", 1024)? as usize,
-            otp_max_attempts: env.positive("OTP_MAX_ATTEMPTS", 5)? as u32,
-            password_hash_concurrency: env.positive(
-                "PASSWORD_HASH_CONCURRENCY",
-                std::thread::available_parallelism()
-                    .map(|n| n.get() as u64)
-                    .unwrap_or(2),
-            )? as usize,
-            email_backend,
-            email_from,
-            postmark_device_approval_template_id: env
-                .get("POSTMARK_DEVICE_APPROVAL_TEMPLATE_ID")
-                .map(str::to_owned),
-            vz_signin_url,
-            vz_credentials_key,
-            vz_session_ttl: minutes(env.positive("VZ_SESSION_TTL_MINUTES", 60)?),
-            vz_timeout: Duration::from_secs(env.positive("VZ_TIMEOUT_SECONDS", 10)?),
-            password_breach_api_url,
-            mfa_secret_key,
-            step_up_max_age: Duration::from_secs(60 * env.positive("STEP_UP_MAX_AGE_MINUTES", 10)?),
-            trusted_proxies,
-            cookie_secure,
-            cookie_domain: env.get("COOKIE_DOMAIN").map(str::to_owned),
-            log_level,
-            log_format,
+            access_token_ttl: minutes(raw.ACCESS_TOKEN_TTL_MINUTES),
+            refresh_token_ttl: days(raw.REFRESH_TOKEN_TTL_DAYS),
+            refresh_idle_timeout: minutes(raw.REFRESH_IDLE_TIMEOUT_MINUTES),
+            refresh_reuse_grace: seconds(raw.REFRESH_REUSE_GRACE_SECONDS),
+            preauth_token_ttl: seconds(raw.PREAUTH_TOKEN_TTL_SECONDS),
+            concurrent_login_ttl: seconds(raw.CONCURRENT_LOGIN_TTL_SECONDS),
+            password_reset_ttl: minutes(raw.PASSWORD_RESET_TOKEN_TTL_MINUTES),
+            csrf_token_ttl: hours(raw.CSRF_TOKEN_TTL_HOURS),
+            email_verification_ttl: hours(raw.EMAIL_VERIFICATION_TOKEN_TTL_HOURS),
+            trusted_device_ttl: days(raw.TRUSTED_DEVICE_TTL_DAYS),
+            new_device_alerts: raw.NEW_DEVICE_ALERTS,
+            login_rate_limit_attempts: count(raw.LOGIN_RATE_LIMIT_ATTEMPTS),
+            login_rate_limit_ip_attempts: count(raw.LOGIN_RATE_LIMIT_IP_ATTEMPTS),
+            login_rate_limit_window: seconds(raw.LOGIN_RATE_LIMIT_WINDOW_SECONDS),
+            login_rate_limit_ip_verifications: count(raw.LOGIN_RATE_LIMIT_IP_VERIFICATIONS),
+            email_request_rate_limit_ip: count(raw.EMAIL_REQUEST_RATE_LIMIT_IP),
+            invite_rate_limit_per_hour: count(raw.INVITE_RATE_LIMIT_PER_HOUR),
+            invite_rate_limit_per_address: count(raw.INVITE_RATE_LIMIT_PER_ADDRESS),
+            registered_notice_limit_per_day: count(raw.REGISTERED_NOTICE_LIMIT_PER_DAY),
+            password_hash_client_concurrency: size(raw.PASSWORD_HASH_CLIENT_CONCURRENCY),
+            otp_max_attempts: count(raw.OTP_MAX_ATTEMPTS),
+            vz_session_ttl: minutes(raw.VZ_SESSION_TTL_MINUTES),
+            vz_timeout: seconds(raw.VZ_TIMEOUT_SECONDS),
+            step_up_max_age: minutes(raw.STEP_UP_MAX_AGE_MINUTES),
         };
-        if config.refresh_idle_timeout > config.refresh_token_ttl {
+        if auth.refresh_idle_timeout > auth.refresh_token_ttl {
             return Err(err(
-                "REFRESH_IDLE_TIMEOUT_MINUTES",
+                vars::REFRESH_IDLE_TIMEOUT_MINUTES,
                 "must not exceed the absolute lifetime REFRESH_TOKEN_TTL_DAYS",
             ));
         }
-        Ok(config)
+
+        Ok(Config {
+            bind_addr: raw.BIND_ADDR,
+            data_dir,
+            sql,
+            db_max_connections: count(raw.DATABASE_MAX_CONNECTIONS),
+            db_acquire_timeout: millis(raw.DATABASE_ACQUIRE_TIMEOUT_MS),
+            db_statement_cache_capacity: raw.DATABASE_STATEMENT_CACHE_CAPACITY,
+            retention: RetentionSettings {
+                interval: seconds(raw.RETENTION_INTERVAL_SECONDS),
+                session_grace: days(raw.SESSION_RETENTION_DAYS),
+                token_grace: days(raw.TOKEN_RETENTION_DAYS),
+                outbox_grace: days(raw.OUTBOX_RETENTION_DAYS),
+                audit_retention: days(raw.AUDIT_RETENTION_DAYS),
+                batch_size: raw.RETENTION_BATCH_SIZE.get(),
+            },
+            ephemeral,
+            redis_timeout: millis(raw.REDIS_TIMEOUT_MS),
+            jwt_secret,
+            jwt_previous_secret,
+            jwt_secret_generated,
+            auth,
+            http: ServerLimits {
+                header_read_timeout: seconds(raw.HTTP_HEADER_READ_TIMEOUT_SECONDS),
+                request_timeout: seconds(raw.HTTP_REQUEST_TIMEOUT_SECONDS),
+                max_connections: size(raw.HTTP_MAX_CONNECTIONS),
+            },
+            password_hash_concurrency: match raw.PASSWORD_HASH_CONCURRENCY {
+                Some(n) => size(n),
+                None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            },
+            email_backend,
+            email_from: raw.EMAIL_FROM,
+            postmark_device_approval_template_id: raw.POSTMARK_DEVICE_APPROVAL_TEMPLATE_ID,
+            vz_signin_url,
+            vz_credentials_key,
+            password_breach_api_url,
+            mfa_secret_key,
+            trusted_proxies,
+            cookie_secure,
+            cookie_domain: raw.COOKIE_DOMAIN,
+            log_level,
+            log_format: raw.LOG_FORMAT,
+        })
     }
+}
+
+fn optional_url(var: &'static str, raw: &Option<String>) -> Result<Option<Url>, ConfigError> {
+    raw.as_deref()
+        .map(|u| Url::parse(u).map_err(|e| err(var, e.to_string())))
+        .transpose()
+}
+
+/// The settings part of `--help`: every setting under its group, with its default and meaning.
+pub fn help_text() -> String {
+    let mut out = String::new();
+    wrap(
+        &mut out,
+        "",
+        "Settings are environment variables; a .env file in the working directory is read too \
+         (the environment wins). Bad values stop the start-up with one line naming the variable.",
+    );
+    let mut group = "";
+    for setting in SETTINGS {
+        if setting.group != group {
+            group = setting.group;
+            out.push_str(&format!("\n{group}:\n"));
+        }
+        let default = format!("[default: {}]", setting.default.plain());
+        let entry = format!("  {}  {default}", setting.name);
+        if entry.chars().count() <= HELP_WIDTH {
+            out.push_str(&entry);
+            out.push('\n');
+        } else {
+            out.push_str(&format!("  {}\n", setting.name));
+            wrap(&mut out, HELP_INDENT, &default);
+        }
+        wrap(&mut out, HELP_INDENT, &plain(&setting.doc()));
+    }
+    out
+}
+
+const HELP_WIDTH: usize = 100;
+const HELP_INDENT: &str = "          ";
+
+/// Appends `text` in lines of at most `HELP_WIDTH` characters (a longer word alone), each
+/// starting with `indent`.
+fn wrap(out: &mut String, indent: &str, text: &str) {
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let len = indent.chars().count() + line.chars().count() + 1 + word.chars().count();
+        if !line.is_empty() && len > HELP_WIDTH {
+            out.push_str(&format!("{indent}{line}\n"));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push_str(&format!("{indent}{line}\n"));
+    }
+}
+
+/// Markdown as plain text: no backticks, a link as its text.
+fn plain(markdown: &str) -> String {
+    let mut out = String::new();
+    let mut rest = markdown;
+    while let Some(open) = rest.find('[') {
+        let link = rest[open..].find("](").and_then(|mid| {
+            let after = open + mid + 2;
+            rest[after..]
+                .find(')')
+                .map(|close| (open + mid, after + close))
+        });
+        match link {
+            Some((mid, close)) => {
+                out.push_str(&rest[..open]);
+                out.push_str(&rest[open + 1..mid]);
+                rest = &rest[close + 1..];
+            }
+            None => {
+                out.push_str(&rest[..=open]);
+                rest = &rest[open + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace('`', "")
 }
 
 /// A Redis URL of ours: `redis://` or `rediss://`.
@@ -623,11 +1060,15 @@ fn redis_url(var: &'static str, url: &str) -> Result<SecretString, ConfigError> 
     Ok(SecretString::from(url.to_owned()))
 }
 
-fn redis_url_list(env: &Env, var: &'static str) -> Result<Option<Vec<SecretString>>, ConfigError> {
-    let Some(list) = env.get(var) else {
+fn redis_url_list(
+    var: &'static str,
+    list: Option<&SecretString>,
+) -> Result<Option<Vec<SecretString>>, ConfigError> {
+    let Some(list) = list else {
         return Ok(None);
     };
     let urls = list
+        .expose_secret()
         .split(',')
         .map(str::trim)
         .filter(|u| !u.is_empty())
@@ -640,35 +1081,35 @@ fn redis_url_list(env: &Env, var: &'static str) -> Result<Option<Vec<SecretStrin
 }
 
 /// Exactly one Redis shape, or none (embedded mode).
-fn redis_shape(env: &Env) -> Result<Option<RedisShape>, ConfigError> {
-    let url = env
-        .get("REDIS_URL")
-        .map(|u| redis_url("REDIS_URL", u))
+fn redis_shape(raw: &Raw) -> Result<Option<RedisShape>, ConfigError> {
+    let url = raw
+        .REDIS_URL
+        .as_ref()
+        .map(|u| redis_url(vars::REDIS_URL, u.expose_secret()))
         .transpose()?;
-    let sentinels = redis_url_list(env, "REDIS_SENTINELS")?;
-    let cluster = redis_url_list(env, "REDIS_CLUSTER_NODES")?;
+    let sentinels = redis_url_list(vars::REDIS_SENTINELS, raw.REDIS_SENTINELS.as_ref())?;
+    let cluster = redis_url_list(vars::REDIS_CLUSTER_NODES, raw.REDIS_CLUSTER_NODES.as_ref())?;
     let given = [url.is_some(), sentinels.is_some(), cluster.is_some()];
     if given.iter().filter(|g| **g).count() > 1 {
         return Err(err(
-            "REDIS_URL",
+            vars::REDIS_URL,
             "set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES",
         ));
     }
-    if env.get("REDIS_SENTINEL_MASTER").is_some() && sentinels.is_none() {
-        return Err(err("REDIS_SENTINEL_MASTER", "needs REDIS_SENTINELS"));
+    if raw.REDIS_SENTINEL_MASTER.is_some() && sentinels.is_none() {
+        return Err(err(vars::REDIS_SENTINEL_MASTER, "needs REDIS_SENTINELS"));
     }
     Ok(match (url, sentinels, cluster) {
         (Some(url), _, _) => Some(RedisShape::Standalone { url }),
         (_, Some(sentinels), _) => Some(RedisShape::Sentinel {
             sentinels,
-            master: env
-                .get("REDIS_SENTINEL_MASTER")
-                .filter(|m| !m.trim().is_empty())
-                .ok_or_else(|| err("REDIS_SENTINEL_MASTER", "is required with REDIS_SENTINELS"))?
-                .to_owned(),
-            sentinel_password: env
-                .get("REDIS_SENTINEL_PASSWORD")
-                .map(|p| SecretString::from(p.to_owned())),
+            master: raw.REDIS_SENTINEL_MASTER.clone().ok_or_else(|| {
+                err(
+                    vars::REDIS_SENTINEL_MASTER,
+                    "is required with REDIS_SENTINELS",
+                )
+            })?,
+            sentinel_password: raw.REDIS_SENTINEL_PASSWORD.clone(),
         }),
         (_, _, Some(nodes)) => Some(RedisShape::Cluster { nodes }),
         _ => None,
@@ -698,7 +1139,7 @@ fn load_or_generate_jwt_key(data_dir: &Path) -> Result<SecretBytes, ConfigError>
         let key = text.trim().as_bytes().to_vec();
         if key.len() < MIN_JWT_KEY_BYTES {
             return Err(err(
-                "JWT_SECRET_KEY",
+                vars::JWT_SECRET_KEY,
                 format!("the stored key in {} is too short", path.display()),
             ));
         }
@@ -706,15 +1147,20 @@ fn load_or_generate_jwt_key(data_dir: &Path) -> Result<SecretBytes, ConfigError>
     }
     create_private_dir(data_dir).map_err(|e| {
         err(
-            "DATA_DIR",
+            vars::DATA_DIR,
             format!("cannot create {}: {e}", data_dir.display()),
         )
     })?;
     let mut raw = [0u8; 48];
-    getrandom::fill(&mut raw).map_err(|e| err("JWT_SECRET_KEY", format!("no randomness: {e}")))?;
+    getrandom::fill(&mut raw)
+        .map_err(|e| err(vars::JWT_SECRET_KEY, format!("no randomness: {e}")))?;
     let key = engine.encode(raw);
-    write_owner_only(&path, key.as_bytes())
-        .map_err(|e| err("DATA_DIR", format!("cannot write {}: {e}", path.display())))?;
+    write_owner_only(&path, key.as_bytes()).map_err(|e| {
+        err(
+            vars::DATA_DIR,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
     Ok(SecretBytes::new(key.into_bytes()))
 }
 
@@ -747,15 +1193,19 @@ fn load_or_generate_aes_key(
     }
     create_private_dir(data_dir).map_err(|e| {
         err(
-            "DATA_DIR",
+            vars::DATA_DIR,
             format!("cannot create {}: {e}", data_dir.display()),
         )
     })?;
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(|e| err(variable, format!("no randomness: {e}")))?;
     let key = base64::engine::general_purpose::STANDARD.encode(raw);
-    write_owner_only(&path, key.as_bytes())
-        .map_err(|e| err("DATA_DIR", format!("cannot write {}: {e}", path.display())))?;
+    write_owner_only(&path, key.as_bytes()).map_err(|e| {
+        err(
+            vars::DATA_DIR,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
     Ok(SecretBytes::new(raw.to_vec()))
 }
 
@@ -777,85 +1227,197 @@ fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    /// The settings this file reads (every `"UPPER_CASE"` literal of three words or more
-    /// characters that names a variable), and the numeric defaults given with them.
-    fn declared_settings() -> (
-        std::collections::BTreeSet<String>,
-        std::collections::BTreeMap<String, String>,
-    ) {
-        let source = include_str!("config.rs");
-        let code = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
-        let mut names = std::collections::BTreeSet::new();
-        let mut defaults = std::collections::BTreeMap::new();
-        for (i, _) in code.match_indices('"') {
-            let rest = &code[i + 1..];
-            let Some(end) = rest.find('"') else { break };
-            let word = &rest[..end];
-            let is_name = word.len() > 3
-                && word.contains('_')
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-            if !is_name {
-                continue;
-            }
-            names.insert(word.to_owned());
-            // `env.positive("NAME", 15)` / `env.parse("NAME", 100usize)`: the default.
-            let after = rest[end + 1..].trim_start();
-            if let Some(value) = after.strip_prefix(',') {
-                let value: String = value
-                    .trim_start()
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '_')
-                    .filter(|c| *c != '_')
-                    .collect();
-                if !value.is_empty() && code[..i].ends_with('(') {
-                    defaults.insert(word.to_owned(), value);
-                }
-            }
-        }
-        (names, defaults)
-    }
-
-    /// The README's settings table: each variable with its default column.
-    fn documented_settings() -> std::collections::BTreeMap<String, String> {
-        let readme = include_str!("../README.md");
-        let table = readme
-            .split("\n## Settings\n")
-            .nth(1)
-            .and_then(|t| t.split("\n## ").next())
-            .unwrap_or_default();
-        table
+    /// The rows of the README's settings table: variable, default, meaning.
+    fn documented_settings(readme: &str) -> Vec<(String, String, String)> {
+        settings_table(readme)
+            .map(|(_, rows)| rows)
+            .unwrap_or_default()
             .lines()
             .filter_map(|row| {
-                let mut cells = row.strip_prefix("| `")?.splitn(3, " | ");
+                let mut cells = row
+                    .strip_prefix("| `")?
+                    .strip_suffix(" |")?
+                    .splitn(3, " | ");
                 let name = cells.next()?.strip_suffix('`')?;
-                let default = cells.next().unwrap_or_default();
-                Some((name.to_owned(), default.to_owned()))
+                let default = cells.next()?;
+                let meaning = cells.next()?;
+                Some((name.to_owned(), default.to_owned(), meaning.to_owned()))
             })
             .collect()
     }
 
+    /// The README's settings table rows (those after the header), and where they start.
+    fn settings_table(readme: &str) -> Option<(usize, &str)> {
+        let section = readme.find("\n## Settings\n")?;
+        let header = section + readme[section..].find("\n|---|")? + 1;
+        let start = header + readme[header..].find('\n')? + 1;
+        let len = readme[start..]
+            .find("\n\n")
+            .map_or(readme.len() - start, |n| n + 1);
+        Some((start, &readme[start..start + len]))
+    }
+
+    /// The table rows as the declaration says they are.
+    fn declared_table() -> String {
+        SETTINGS
+            .iter()
+            .map(|s| {
+                format!(
+                    "| `{}` | {} | {} |\n",
+                    s.name,
+                    s.default.markdown(),
+                    s.doc()
+                )
+            })
+            .collect()
+    }
+
+    /// Both ways: every declared setting is in the README with its default and meaning, and the
+    /// README lists no other, in the declaration's order. `UPDATE_README_SETTINGS=1` rewrites the
+    /// table from the declaration.
     #[test]
-    fn the_readme_documents_exactly_the_settings_read_here_with_their_defaults() {
-        let (names, defaults) = declared_settings();
-        let documented = documented_settings();
-        let table: std::collections::BTreeSet<String> = documented.keys().cloned().collect();
-        let undocumented: Vec<_> = names.difference(&table).collect();
-        let unknown: Vec<_> = table.difference(&names).collect();
+    fn the_readme_settings_table_is_the_declaration() {
+        let readme_path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(readme_path).unwrap();
+        if std::env::var_os("UPDATE_README_SETTINGS").is_some() {
+            let (start, rows) = settings_table(&readme).expect("README has a ## Settings table");
+            let updated = format!(
+                "{}{}{}",
+                &readme[..start],
+                declared_table(),
+                &readme[start + rows.len()..]
+            );
+            std::fs::write(readme_path, updated).unwrap();
+            return;
+        }
+        let documented = documented_settings(&readme);
+        let names = |rows: &[(String, String, String)]| -> std::collections::BTreeSet<String> {
+            rows.iter().map(|r| r.0.clone()).collect()
+        };
+        let declared: Vec<(String, String, String)> = SETTINGS
+            .iter()
+            .map(|s| (s.name.to_owned(), s.default.markdown(), s.doc()))
+            .collect();
+        let (declared_names, documented_names) = (names(&declared), names(&documented));
+        let undocumented: Vec<_> = declared_names.difference(&documented_names).collect();
+        let unknown: Vec<_> = documented_names.difference(&declared_names).collect();
         assert!(
             undocumented.is_empty() && unknown.is_empty(),
-            "README ## Settings vs src/config.rs: not documented {undocumented:?}, documented but not read {unknown:?}"
+            "README ## Settings vs the settings! declaration: not documented {undocumented:?}, \
+             documented but not declared {unknown:?} (UPDATE_README_SETTINGS=1 rewrites the table)"
         );
-        assert!(defaults.len() >= 30, "{defaults:?}");
-        for (name, value) in &defaults {
-            let cell = &documented[name];
-            let plain: String = cell.chars().filter(|c| *c != ',' && *c != '_').collect();
+        for (name, default, meaning) in &declared {
+            let (_, readme_default, readme_meaning) =
+                documented.iter().find(|r| &r.0 == name).unwrap();
+            assert_eq!(readme_default, default, "{name}: the README's default");
+            assert_eq!(readme_meaning, meaning, "{name}: the README's meaning");
+        }
+        assert_eq!(
+            names_in_order(&documented),
+            names_in_order(&declared),
+            "the README lists the settings in another order than the declaration"
+        );
+        assert!(SETTINGS.len() >= 60, "{}", SETTINGS.len());
+    }
+
+    fn names_in_order(rows: &[(String, String, String)]) -> Vec<&str> {
+        rows.iter().map(|r| r.0.as_str()).collect()
+    }
+
+    #[test]
+    fn settings_are_declared_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in SETTINGS {
+            assert!(seen.insert(s.name), "{} is declared twice", s.name);
+            assert!(!s.doc().is_empty(), "{} has no doc", s.name);
+        }
+        // A group's settings are declared together: `--help` lists each group once.
+        let mut groups: Vec<&str> = SETTINGS.iter().map(|s| s.group).collect();
+        groups.dedup();
+        let distinct: std::collections::BTreeSet<_> = groups.iter().collect();
+        assert_eq!(groups.len(), distinct.len(), "{groups:?}");
+    }
+
+    #[test]
+    fn help_lists_every_setting_with_its_default_and_meaning() {
+        let help = help_text();
+        let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for s in SETTINGS {
+            let default = format!("{} [default: {}] ", s.name, s.default.plain());
+            assert!(flat.contains(&default), "{default} in {help}");
             assert!(
-                plain.contains(&format!("`{value}`")),
-                "{name}: the code's default is {value}, the README says {cell}"
+                flat.contains(&plain(&s.doc())),
+                "{}'s meaning in {help}",
+                s.name
             );
         }
+        assert!(help.contains("\nRate limits:\n"), "{help}");
+        assert!(
+            help.contains("\n  ACCESS_TOKEN_TTL_MINUTES  [default: 15]\n"),
+            "{help}"
+        );
+        assert!(
+            help.lines().all(|l| l.chars().count() <= HELP_WIDTH),
+            "{help}"
+        );
+        assert!(!help.contains('`'), "{help}");
+        assert!(flat.contains("(see Running at scale)"), "{help}");
+    }
+
+    #[test]
+    fn markdown_becomes_plain_text() {
+        assert_eq!(
+            plain("see [the guide](#guide), `x` [y"),
+            "see the guide, x [y"
+        );
+    }
+
+    #[test]
+    fn defaults_alone_are_a_valid_configuration() {
+        let dir = std::env::temp_dir().join(format!("mbpanel-config-{}", std::process::id()));
+        let cfg = Config::from_env(&env(&[("DATA_DIR", dir.to_str().unwrap())])).unwrap();
+        assert_eq!(cfg.auth.access_token_ttl, Duration::from_secs(15 * 60));
+        assert_eq!(cfg.auth.refresh_token_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(cfg.http.max_connections, 1024);
+        assert_eq!(cfg.retention.batch_size, 1000);
+        assert!(cfg.auth.new_device_alerts);
+        assert!(cfg.jwt_secret_generated);
+        assert!(matches!(
+            cfg.ephemeral,
+            EphemeralBackend::Memory {
+                max_keys: 1_000_000
+            }
+        ));
+        assert_eq!(cfg.bind_addr, SocketAddr::from(([127, 0, 0, 1], 8000)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn typed_values_are_checked_naming_the_variable() {
+        let key = "k".repeat(40);
+        for (var, value, says) in [
+            ("ACCESS_TOKEN_TTL_MINUTES", "0", "must be greater than 0"),
+            ("ACCESS_TOKEN_TTL_MINUTES", "soon", "cannot parse \"soon\""),
+            ("NEW_DEVICE_ALERTS", "maybe", "expected true or false"),
+            ("LOG_FORMAT", "xml", "must be text or json"),
+            ("EMAIL_BACKEND", "pigeon", "must be log, smtp or postmark"),
+            ("BIND_ADDR", "here", "cannot parse"),
+        ] {
+            let e = Config::from_env(&env(&[("JWT_SECRET_KEY", &key), (var, value)])).unwrap_err();
+            assert_eq!(e.var, var);
+            assert!(e.to_string().contains(says), "{var}={value}: {e}");
+        }
+        // Blank is unset; values are trimmed.
+        let cfg = Config::from_env(&env(&[
+            ("JWT_SECRET_KEY", &key),
+            ("ACCESS_TOKEN_TTL_MINUTES", " 5 "),
+            ("LOG_FORMAT", "  "),
+            ("NEW_DEVICE_ALERTS", "Off"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.auth.access_token_ttl, Duration::from_secs(300));
+        assert_eq!(cfg.log_format, LogFormat::Text);
+        assert!(!cfg.auth.new_device_alerts);
     }
 
     fn env(pairs: &[(&str, &str)]) -> Env {

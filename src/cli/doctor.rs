@@ -61,9 +61,9 @@ pub async fn run(config: &Config) -> anyhow::Result<bool> {
     } else {
         "embedded (SQLite + in-process store)"
     };
-    let plain_http_public = config.base_url.scheme() == "http"
+    let plain_http_public = config.auth.base_url.scheme() == "http"
         && !matches!(
-            config.base_url.host_str(),
+            config.auth.base_url.host_str(),
             Some("localhost" | "127.0.0.1" | "[::1]")
         );
     if plain_http_public && !config.cookie_secure {
@@ -71,7 +71,7 @@ pub async fn run(config: &Config) -> anyhow::Result<bool> {
             "configuration",
             format!(
                 "{mode}; BASE_URL {} is plain http: cookies travel unprotected",
-                config.base_url
+                config.auth.base_url
             ),
             "Set BASE_URL to the https URL users open",
         );
@@ -80,7 +80,7 @@ pub async fn run(config: &Config) -> anyhow::Result<bool> {
             "configuration",
             format!(
                 "{mode}; BASE_URL {}; Secure cookies {}",
-                config.base_url, config.cookie_secure
+                config.auth.base_url, config.cookie_secure
             ),
         );
     }
@@ -152,7 +152,7 @@ pub async fn run(config: &Config) -> anyhow::Result<bool> {
 
     r.pass(
         "new-device alerts",
-        if config.new_device_alerts {
+        if config.auth.new_device_alerts {
             "on: a sign-in from a device not seen before emails the user (NEW_DEVICE_ALERTS)"
         } else {
             "off (NEW_DEVICE_ALERTS=false): sign-ins from new devices are not emailed"
@@ -211,7 +211,7 @@ pub async fn run(config: &Config) -> anyhow::Result<bool> {
             "virtuozzo",
             "not configured (VZ_VIRTUOZZO_SIGNIN_URL unset)",
         ),
-        Some(url) => match tcp_reachable(url, config.vz_timeout).await {
+        Some(url) => match tcp_reachable(url, config.auth.vz_timeout).await {
             Ok(t) => r.pass(
                 "virtuozzo",
                 format!(

@@ -16,7 +16,9 @@ use crate::telemetry;
 #[command(
     name = "mbpanel-auth",
     version,
-    about = "Authentication and session service of mbpanel"
+    about = "Authentication and session service of mbpanel",
+    after_help = "Settings are environment variables: --help lists each with its default.",
+    after_long_help = crate::config::help_text()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -26,6 +28,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the HTTP server (applies pending migrations first).
+    #[command(after_long_help = crate::config::help_text())]
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,

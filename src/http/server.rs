@@ -34,16 +34,6 @@ pub struct ServerLimits {
     pub max_connections: usize,
 }
 
-impl ServerLimits {
-    pub fn from_config(c: &crate::config::Config) -> Self {
-        Self {
-            header_read_timeout: c.http_header_read_timeout,
-            request_timeout: c.http_request_timeout,
-            max_connections: c.http_max_connections,
-        }
-    }
-}
-
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight connections
 /// finish (for at most the request timeout).
 pub async fn serve(

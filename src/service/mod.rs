@@ -55,9 +55,9 @@ use passwords::PasswordHasher;
 use ports::{EphemeralStore, Repository};
 use tokens::TokenKeys;
 
-use crate::config::Config;
-
-/// Settings of the use cases, taken from the validated `Config`.
+/// Settings of the use cases: read, checked and built by `Config::from_env` (as `Config::auth`),
+/// handed over as they are. Only lifetimes, limits and the public URL: no connection string or
+/// secret.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub base_url: Url,
@@ -85,38 +85,6 @@ pub struct AuthSettings {
     pub vz_session_ttl: Duration,
     pub vz_timeout: Duration,
     pub step_up_max_age: Duration,
-}
-
-impl AuthSettings {
-    pub fn from_config(c: &Config) -> Self {
-        Self {
-            base_url: c.base_url.clone(),
-            access_token_ttl: c.access_token_ttl,
-            refresh_token_ttl: c.refresh_token_ttl,
-            refresh_idle_timeout: c.refresh_idle_timeout,
-            refresh_reuse_grace: c.refresh_reuse_grace,
-            preauth_token_ttl: c.preauth_token_ttl,
-            concurrent_login_ttl: c.concurrent_login_ttl,
-            password_reset_ttl: c.password_reset_ttl,
-            csrf_token_ttl: c.csrf_token_ttl,
-            email_verification_ttl: c.email_verification_ttl,
-            trusted_device_ttl: c.trusted_device_ttl,
-            new_device_alerts: c.new_device_alerts,
-            login_rate_limit_attempts: c.login_rate_limit_attempts,
-            login_rate_limit_ip_attempts: c.login_rate_limit_ip_attempts,
-            login_rate_limit_window: c.login_rate_limit_window,
-            login_rate_limit_ip_verifications: c.login_rate_limit_ip_verifications,
-            email_request_rate_limit_ip: c.email_request_rate_limit_ip,
-            invite_rate_limit_per_hour: c.invite_rate_limit_per_hour,
-            invite_rate_limit_per_address: c.invite_rate_limit_per_address,
-            registered_notice_limit_per_day: c.registered_notice_limit_per_day,
-            password_hash_client_concurrency: c.password_hash_client_concurrency,
-            otp_max_attempts: c.otp_max_attempts,
-            vz_session_ttl: c.vz_session_ttl,
-            vz_timeout: c.vz_timeout,
-            step_up_max_age: c.step_up_max_age,
-        }
-    }
 }
 
 /// Who is asking: recorded in sessions and the audit log, used by the per-IP rate limit.

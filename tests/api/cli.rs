@@ -178,3 +178,43 @@ both_modes!(
     doctor_passes_on_a_healthy_service,
     sessions_teams_and_roles_from_the_command_line,
 );
+
+/// `--help` lists every setting with its default and meaning, from the one declaration; it
+/// needs no valid configuration (here a too-short key) and shows the defaults, not the
+/// environment's values.
+#[test]
+fn help_lists_the_settings_with_their_defaults() {
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mbpanel-auth"))
+            .args(args)
+            .env_clear()
+            .env("JWT_SECRET_KEY", "short")
+            .env("ACCESS_TOKEN_TTL_MINUTES", "99")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for said in [help(&["--help"]), help(&["serve", "--help"])] {
+        for line in [
+            "  ACCESS_TOKEN_TTL_MINUTES  [default: 15]\n          access token lifetime\n",
+            "  BIND_ADDR  [default: 127.0.0.1:8000]\n",
+            "  REFRESH_IDLE_TIMEOUT_MINUTES  [default: 60]\n",
+            "  LOGIN_RATE_LIMIT_ATTEMPTS  [default: 5]\n          failed logins per account per window\n",
+            "  EMAIL_BACKEND  [default: log]\n",
+            "  DATABASE_URL  [default: unset → SQLite in DATA_DIR]\n",
+            "  SMTP_URL  [default: none]\n",
+            "\nRate limits:\n",
+        ] {
+            assert!(said.contains(line), "{line:?} in {said}");
+        }
+        assert!(!said.contains("[default: 99]"), "{said}");
+    }
+    // `-h` stays short and points to `--help`.
+    let short = help(&["-h"]);
+    assert!(!short.contains("ACCESS_TOKEN_TTL_MINUTES"), "{short}");
+    assert!(
+        short.contains("--help lists each with its default"),
+        "{short}"
+    );
+}
