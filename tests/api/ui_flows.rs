@@ -572,7 +572,144 @@ async fn totp_enrolment_then_sign_in_with_it(mode: Mode) {
     d.quit().await;
 }
 
+/// Email and password at the sign-in form, for a user whose next step is not the emailed code.
+async fn password_step(d: &Driver, user: &TestUser) {
+    d.fill("Email", &user.email).await;
+    d.fill("Password", &user.password).await;
+    d.press("Sign in").await;
+    d.wait_text("How do you want to confirm it is you?").await;
+}
+
+/// A passkey added on the security screen (a WebDriver virtual authenticator), renamed; every
+/// trusted device forgotten, so the next sign-in asks for the second factor: the passkey, then
+/// a recovery code; the team security policy switched on; the passkey deleted after step-up.
+async fn passkey_recovery_code_and_team_policy(mode: Mode) {
+    let mut settings = SETTINGS.to_vec();
+    settings.push(("BASE_URL", "http://localhost:{port}"));
+    if mode == Mode::Production {
+        settings.push(("MFA_SECRET_KEY", MFA_KEY_B64));
+    }
+    let app = TestApp::spawn_with(mode, &settings).await;
+    let base = app.settings["BASE_URL"].clone();
+    assert!(base.starts_with("http://localhost:"), "{base}");
+    let user = app.verified_user().await;
+    let d = Driver::start_named(&label(mode, "passkey")).await;
+    d.goto(&format!("{base}/")).await;
+    d.add_virtual_authenticator().await;
+    sign_in(&d, &app, &user, &user.password).await;
+    on_account_page(&d, &user).await;
+    d.wait_text("Two-step sign-in is off.").await;
+
+    // Add and rename.
+    d.press("Add a passkey").await;
+    d.wait_text("Name the passkey (1 to 64 characters).").await;
+    d.fill("Passkey name", "Laptop").await;
+    d.press("Add a passkey").await;
+    d.wait_text("The passkey Laptop was added.").await;
+    d.wait_text("Two-step sign-in is on (1 passkey)").await;
+    d.wait_text("not used yet").await;
+    d.check_page("passkey-added").await;
+    d.shot("passkey-added").await;
+    d.fill("New name for Laptop", "Work laptop").await;
+    d.press("Rename Laptop").await;
+    d.wait_text("The passkey is now called Work laptop.").await;
+
+    // Recovery codes for the passkey.
+    d.press("Make new recovery codes").await;
+    d.press("Make new codes").await;
+    d.wait_text("Keep these recovery codes somewhere safe").await;
+    let codes = d
+        .script("return [...document.querySelectorAll('#recovery-codes li')].map((li) => li.textContent)")
+        .await;
+    let codes: Vec<String> = serde_json::from_value(codes).unwrap();
+    assert_eq!(codes.len(), 10);
+    d.press("I have saved them").await;
+    d.wait_text("Recovery codes left: 10.").await;
+
+    // The team policy: the Owner holds a second factor, so it can be switched on.
+    d.press("Team").await;
+    d.wait_text("Security policy").await;
+    d.wait_text("Members may sign in without two-step sign-in.").await;
+    d.tick("Require two-step sign-in for every member").await;
+    d.fill("Days members have to set it up", "400").await;
+    d.press("Save security policy").await;
+    d.wait_text("Enter a whole number of days from 0 to 365.").await;
+    d.fill("Days members have to set it up", "14").await;
+    // The last authentication is old: the change asks for the password first (step-up).
+    app.storage
+        .sql("UPDATE active_sessions SET authenticated_at = 1")
+        .await;
+    d.press("Save security policy").await;
+    d.wait_text("This change needs your password again.").await;
+    d.fill("Password", &user.password).await;
+    d.press("Confirm").await;
+    d.wait_text("The team now requires two-step sign-in.").await;
+    d.wait_text("Members without it are refused from").await;
+    d.check_page("team-policy").await;
+    d.shot("team-policy").await;
+    let policy = app
+        .storage
+        .sql_rows("SELECT grace_days FROM team_security_policies WHERE enforced_from IS NOT NULL")
+        .await;
+    assert_eq!(policy, [["14"]]);
+
+    // Forget every trusted device: the next sign-in asks for the second factor.
+    d.press("Account").await;
+    d.wait_text("Trusted devices").await;
+    d.press("Forget all devices").await;
+    d.press("Forget all").await;
+    d.wait_text("No device is trusted any more.").await;
+    d.press("Sign out").await;
+    d.wait_text("You were signed out.").await;
+    let mails = app.mail.count_to(&user.email);
+    password_step(&d, &user).await;
+    d.wait_text("Use a passkey").await;
+    d.check_page("second-step-passkey").await;
+    d.shot("second-step-passkey").await;
+    d.press("Use a passkey").await;
+    on_account_page(&d, &user).await;
+    d.wait_text("last used").await;
+    assert_eq!(app.mail.count_to(&user.email), mails, "no emailed code");
+    d.shot("signed-in-with-passkey").await;
+
+    // Again, with a recovery code.
+    d.press("Forget all devices").await;
+    d.press("Forget all").await;
+    d.wait_text("No device is trusted any more.").await;
+    d.press("Sign out").await;
+    d.wait_text("You were signed out.").await;
+    password_step(&d, &user).await;
+    d.tick("A recovery code").await;
+    d.fill("Code", "wrong-code").await;
+    d.press("Continue").await;
+    d.wait_text("attempts left").await;
+    d.fill("Code", &codes[0]).await;
+    d.press("Continue").await;
+    on_account_page(&d, &user).await;
+    d.wait_text("Recovery codes left: 9.").await;
+    d.shot("signed-in-with-recovery-code").await;
+
+    // Delete the passkey (step-up again).
+    app.storage
+        .sql("UPDATE active_sessions SET authenticated_at = 1")
+        .await;
+    d.press("Delete Work laptop").await;
+    d.press("Delete passkey").await;
+    d.wait_text("This change needs your password again.").await;
+    d.fill("Password", &user.password).await;
+    d.press("Confirm").await;
+    d.wait_text("The passkey Work laptop was deleted.").await;
+    d.wait_text("No passkeys yet.").await;
+    d.press("Sign out").await;
+    d.wait_text("You were signed out.").await;
+    let mut secrets: Vec<&str> = codes.iter().map(String::as_str).collect();
+    secrets.push(&user.password);
+    d.assert_forgotten(&secrets).await;
+    d.quit().await;
+}
+
 both_modes!(
+    passkey_recovery_code_and_team_policy,
     too_many_attempts_say_how_long_to_wait,
     totp_enrolment_then_sign_in_with_it,
     sign_up_verify_sign_in_and_sign_out,
