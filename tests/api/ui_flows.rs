@@ -708,7 +708,99 @@ async fn passkey_recovery_code_and_team_policy(mode: Mode) {
     d.quit().await;
 }
 
+/// While another session exists: a sign-in that waits for approval is cancelled (and leaves
+/// that session's pending list), the next one is approved; then the display name changes and
+/// the other session's trusted device is forgotten.
+async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
+    let app = TestApp::spawn_with(mode, SETTINGS).await;
+    let user = app.verified_user().await;
+    let existing = app.signed_in(&user).await;
+    let d = Driver::start_named(&label(mode, "account-settings")).await;
+    d.goto(&app.url("/")).await;
+    sign_in(&d, &app, &user, &user.password).await;
+    d.wait_text("Waiting for approval").await;
+    let pending = expect(
+        existing.get("/api/v1/auth/concurrent-login/pending").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(pending["pending"].as_array().unwrap().len(), 1, "{pending}");
+    d.press("Cancel").await;
+    d.wait_text("The sign-in was cancelled.").await;
+    let pending = expect(
+        existing.get("/api/v1/auth/concurrent-login/pending").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(pending["pending"], json!([]), "the cancelled request is gone");
+    d.check_page("cancelled").await;
+    d.shot("cancelled").await;
+
+    // Signed in, with approval.
+    sign_in_with_approval(&d, &app, &user, &existing).await;
+
+    // The display name.
+    d.fill("Display name", "   ").await;
+    d.press("Save name").await;
+    d.wait_text("Enter your name.").await;
+    d.fill("Display name", "Grace Hopper").await;
+    d.press("Save name").await;
+    d.wait_text("Your name was changed.").await;
+    d.wait_text(&format!("Grace Hopper · {}", user.email)).await;
+    let me = expect(existing.me().await, StatusCode::OK).await;
+    assert_eq!(me["user"]["name"], "Grace Hopper");
+    d.check_page("profile").await;
+    d.shot("profile").await;
+
+    // Two trusted devices: this browser and the other session's; forget the other one.
+    d.wait_for(
+        "two trusted devices",
+        "return document.querySelectorAll('#devices li').length === 2 \
+         && document.querySelectorAll('#devices li.current').length === 1",
+    )
+    .await;
+    let other = d
+        .script("return document.querySelector('#devices li:not(.current) button').getAttribute('aria-label')")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(other.starts_with("Forget "), "{other}");
+    d.press(&other).await;
+    d.wait_text("Its next sign-in asks for the emailed code again.").await;
+    d.shot("forget-device-confirmation").await;
+    d.press("Forget device").await;
+    d.wait_text("is no longer trusted.").await;
+    d.wait_for(
+        "one trusted device",
+        "return document.querySelectorAll('#devices li').length === 1 \
+         && document.querySelectorAll('#devices li.current').length === 1",
+    )
+    .await;
+    d.check_page("device-forgotten").await;
+    d.shot("device-forgotten").await;
+    assert_eq!(
+        app.login(&existing, &user).await["otp_required"],
+        true,
+        "the forgotten device asks for the emailed code again"
+    );
+    let r = existing
+        .send(Method::GET, "/api/v1/auth/devices", None)
+        .await;
+    let devices = expect(r, StatusCode::OK).await;
+    assert!(
+        devices["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["current"] == false),
+        "{devices}"
+    );
+    d.quit().await;
+}
+
 both_modes!(
+    cancelled_wait_profile_name_and_forgotten_device,
     passkey_recovery_code_and_team_policy,
     too_many_attempts_say_how_long_to_wait,
     totp_enrolment_then_sign_in_with_it,
