@@ -358,7 +358,11 @@ impl Auth {
         }
         // Atomic: of a racing decision and this cancel, one finds the request gone.
         let key = keys::concurrent_login_state(token);
-        let raw = self.store.take(&key).await?.ok_or(Error::ApprovalNotFound)?;
+        let raw = self
+            .store
+            .take(&key)
+            .await?
+            .ok_or(Error::ApprovalNotFound)?;
         let taken: ApprovalRequest = serde_json::from_str(&raw).map_err(anyhow::Error::from)?;
         self.release_pending_slot(&taken, token).await?;
         if let Some(preauth) = preauth_token.filter(|t| !t.is_empty() && t.len() <= 128)

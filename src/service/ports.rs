@@ -460,8 +460,12 @@ pub trait DeviceRepo: Send + Sync {
         now: Millis,
     ) -> StoreResult<Vec<TrustedDeviceRecord>>;
     /// Ends the trust in the user's trusted device with this row id; false when there is none.
-    async fn distrust_device_by_id(&self, user_id: UserId, id: i64, now: Millis)
-    -> StoreResult<bool>;
+    async fn distrust_device_by_id(
+        &self,
+        user_id: UserId,
+        id: i64,
+        now: Millis,
+    ) -> StoreResult<bool>;
     /// Ends the trust in one device of the user, or in all of them (`None`).
     async fn distrust_devices(
         &self,

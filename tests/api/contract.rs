@@ -1127,7 +1127,9 @@ async fn every_answer_matches_the_document(mode: Mode) {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let device = r.json["devices"][0]["id"].as_i64().expect("a trusted device");
+    let device = r.json["devices"][0]["id"]
+        .as_i64()
+        .expect("a trusted device");
     let r = c
         .send(
             &app,

@@ -617,7 +617,8 @@ async fn passkey_recovery_code_and_team_policy(mode: Mode) {
     // Recovery codes for the passkey.
     d.press("Make new recovery codes").await;
     d.press("Make new codes").await;
-    d.wait_text("Keep these recovery codes somewhere safe").await;
+    d.wait_text("Keep these recovery codes somewhere safe")
+        .await;
     let codes = d
         .script("return [...document.querySelectorAll('#recovery-codes li')].map((li) => li.textContent)")
         .await;
@@ -629,11 +630,13 @@ async fn passkey_recovery_code_and_team_policy(mode: Mode) {
     // The team policy: the Owner holds a second factor, so it can be switched on.
     d.press("Team").await;
     d.wait_text("Security policy").await;
-    d.wait_text("Members may sign in without two-step sign-in.").await;
+    d.wait_text("Members may sign in without two-step sign-in.")
+        .await;
     d.tick("Require two-step sign-in for every member").await;
     d.fill("Days members have to set it up", "400").await;
     d.press("Save security policy").await;
-    d.wait_text("Enter a whole number of days from 0 to 365.").await;
+    d.wait_text("Enter a whole number of days from 0 to 365.")
+        .await;
     d.fill("Days members have to set it up", "14").await;
     // The last authentication is old: the change asks for the password first (step-up).
     app.storage
@@ -732,7 +735,11 @@ async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(pending["pending"], json!([]), "the cancelled request is gone");
+    assert_eq!(
+        pending["pending"],
+        json!([]),
+        "the cancelled request is gone"
+    );
     d.check_page("cancelled").await;
     d.shot("cancelled").await;
 
@@ -767,7 +774,8 @@ async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
         .to_owned();
     assert!(other.starts_with("Forget "), "{other}");
     d.press(&other).await;
-    d.wait_text("Its next sign-in asks for the emailed code again.").await;
+    d.wait_text("Its next sign-in asks for the emailed code again.")
+        .await;
     d.shot("forget-device-confirmation").await;
     d.press("Forget device").await;
     d.wait_text("is no longer trusted.").await;

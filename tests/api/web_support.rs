@@ -283,7 +283,7 @@ async fn a_cancelled_wait_is_gone_and_frees_its_slot(mode: Mode) {
             StatusCode::OK,
         )
         .await;
-        assert_eq!(pending_tokens(&list), [token.clone()], "round {round}");
+        assert_eq!(pending_tokens(&list), vec![token.clone()], "round {round}");
 
         let r = waiting
             .post(
@@ -399,7 +399,12 @@ async fn the_display_name_changes_within_limits(mode: Mode) {
     assert_eq!(changed["email"], user.email.as_str());
     let me = expect(b.me().await, StatusCode::OK).await;
     assert_eq!(me["user"]["name"], "Ada Lovelace");
-    for bad in [json!(""), json!("   "), json!("x".repeat(101)), json!("a\u{7}b")] {
+    for bad in [
+        json!(""),
+        json!("   "),
+        json!("x".repeat(101)),
+        json!("a\u{7}b"),
+    ] {
         let r = b
             .send(
                 Method::PATCH,
@@ -426,7 +431,10 @@ async fn the_display_name_changes_within_limits(mode: Mode) {
         .send()
         .await
         .unwrap();
-    assert_eq!(expect(r, StatusCode::FORBIDDEN).await["code"], "csrf_mismatch");
+    assert_eq!(
+        expect(r, StatusCode::FORBIDDEN).await["code"],
+        "csrf_mismatch"
+    );
     let r = app
         .browser()
         .send(
@@ -459,8 +467,14 @@ async fn trusted_devices_are_listed_and_forgotten(mode: Mode) {
     let seen_by_first = devices(&first).await;
     assert_eq!(seen_by_first.len(), 2, "{seen_by_first:?}");
     for d in &seen_by_first {
-        assert!(d["created_at"].is_string() && d["last_used_at"].is_string(), "{d}");
-        assert!(d["expires_at"].is_string() && d["user_agent"].is_string(), "{d}");
+        assert!(
+            d["created_at"].is_string() && d["last_used_at"].is_string(),
+            "{d}"
+        );
+        assert!(
+            d["expires_at"].is_string() && d["user_agent"].is_string(),
+            "{d}"
+        );
     }
     let first_device = current_id(&seen_by_first);
     let second_device = current_id(&devices(&second).await);
@@ -484,7 +498,10 @@ async fn trusted_devices_are_listed_and_forgotten(mode: Mode) {
         .send()
         .await
         .unwrap();
-    assert_eq!(expect(r, StatusCode::FORBIDDEN).await["code"], "csrf_mismatch");
+    assert_eq!(
+        expect(r, StatusCode::FORBIDDEN).await["code"],
+        "csrf_mismatch"
+    );
     let r = first
         .send(Method::DELETE, "/api/v1/auth/devices/abc", None)
         .await;
@@ -514,7 +531,9 @@ async fn trusted_devices_are_listed_and_forgotten(mode: Mode) {
     assert_eq!(app.login(&first, &user).await["otp_required"], false);
 
     // Forget all: this device too.
-    let r = first.send(Method::DELETE, "/api/v1/auth/devices", None).await;
+    let r = first
+        .send(Method::DELETE, "/api/v1/auth/devices", None)
+        .await;
     expect(r, StatusCode::NO_CONTENT).await;
     assert!(devices(&first).await.is_empty());
     assert_eq!(app.login(&first, &user).await["otp_required"], true);

@@ -246,7 +246,10 @@ pub async fn update_profile(
     session: AuthSession,
     ApiJson(b): ApiJson<ProfileChange>,
 ) -> Result<Json<ProfileUser>> {
-    let name = s.auth.rename_user(&session.claims, &b.name, &client).await?;
+    let name = s
+        .auth
+        .rename_user(&session.claims, &b.name, &client)
+        .await?;
     let user = s
         .auth
         .profile(&session.claims, &session.session, &session.access)
