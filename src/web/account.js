@@ -26,6 +26,11 @@ export function render(profile) {
     h('dt', {}, 'Email verified'), h('dd', {}, me.user.email_verified_at ? when(me.user.email_verified_at) : 'No'),
     h('dt', {}, 'Current team'), h('dd', {}, `${me.team.name} (${me.role.name})`));
   $('profile-name').value = me.user.name;
+  const deadline = $('mfa-deadline');
+  deadline.hidden = !me.mfa_setup_required_by;
+  deadline.textContent = me.mfa_setup_required_by
+    ? `${me.team.name} requires two-step sign-in. Set up an authenticator app or a passkey below before ${when(me.mfa_setup_required_by)}, or you will no longer be able to open this team.`
+    : '';
   return Promise.all([loadSessions(), loadPending(), loadDevices(), loadSecurity(), loadAudit()]);
 }
 
@@ -157,6 +162,7 @@ async function loadSecurity() {
     : [h('p', {}, 'With an authenticator app, a stolen password is not enough to sign in.'),
       h('button', { type: 'button', class: 'btn primary', onclick: enrol }, 'Set up an authenticator app')];
   const on = s.totp || passkeys.length > 0;
+  if (on) $('mfa-deadline').hidden = true;
   box.replaceChildren(
     h('p', { id: 'mfa-summary', tabindex: '-1' }, on
       ? `Two-step sign-in is on (${[s.totp ? 'authenticator app' : null, passkeys.length ? `${passkeys.length} passkey${passkeys.length === 1 ? '' : 's'}` : null].filter(Boolean).join(', ')}). Recovery codes left: ${s.recovery_codes_left ?? '—'}.`
@@ -357,6 +363,7 @@ export function forget() {
   decided.clear();
   for (const id of ['approvals', 'sessions', 'devices', 'security', 'my-audit', 'profile']) $(id).replaceChildren();
   $('who').textContent = 'Your account';
+  $('mfa-deadline').hidden = true;
 }
 
 export function init(context) {

@@ -609,6 +609,8 @@ async fn passkey_recovery_code_and_team_policy(mode: Mode) {
     d.wait_text("Two-step sign-in is on (1 passkey)").await;
     d.wait_text("not used yet").await;
     d.check_page("passkey-added").await;
+    d.script("document.getElementById('security').scrollIntoView()")
+        .await;
     d.shot("passkey-added").await;
     d.fill("New name for Laptop", "Work laptop").await;
     d.press("Rename Laptop").await;
@@ -649,6 +651,8 @@ async fn passkey_recovery_code_and_team_policy(mode: Mode) {
     d.wait_text("The team now requires two-step sign-in.").await;
     d.wait_text("Members without it are refused from").await;
     d.check_page("team-policy").await;
+    d.script("document.getElementById('team-security').scrollIntoView()")
+        .await;
     d.shot("team-policy").await;
     let policy = app
         .storage
@@ -717,6 +721,17 @@ async fn passkey_recovery_code_and_team_policy(mode: Mode) {
 async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
     let app = TestApp::spawn_with(mode, SETTINGS).await;
     let user = app.verified_user().await;
+    // The user's team requires a second factor within 7 days: the account page says so.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    app.storage
+        .sql(&format!(
+            "INSERT INTO team_security_policies (team_id, require_mfa, grace_days, enforced_from, updated_at) \
+             SELECT id, 1, 7, {now}, {now} FROM teams"
+        ))
+        .await;
     let existing = app.signed_in(&user).await;
     let d = Driver::start_named(&label(mode, "account-settings")).await;
     d.goto(&app.url("/")).await;
@@ -745,6 +760,8 @@ async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
 
     // Signed in, with approval.
     sign_in_with_approval(&d, &app, &user, &existing).await;
+    d.wait_text("requires two-step sign-in. Set up an authenticator app or a passkey below before")
+        .await;
 
     // The display name.
     d.fill("Display name", "   ").await;
