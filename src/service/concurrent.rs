@@ -356,14 +356,21 @@ impl Auth {
         if request.status != ApprovalStatus::Pending {
             return Err(Error::AlreadyDecided);
         }
-        // Atomic: of a racing decision and this cancel, one finds the request gone.
+        // Atomic: of a racing decision and this cancel, one finds the request gone. A decision
+        // that landed between the read above and the take is put back: it binds.
         let key = keys::concurrent_login_state(token);
+        let ttl = self.store.ttl(&key).await?;
         let raw = self
             .store
             .take(&key)
             .await?
             .ok_or(Error::ApprovalNotFound)?;
         let taken: ApprovalRequest = serde_json::from_str(&raw).map_err(anyhow::Error::from)?;
+        if taken.status != ApprovalStatus::Pending {
+            let ttl = ttl.unwrap_or(self.settings.concurrent_login_ttl);
+            self.store.set(&key, &raw, ttl).await?;
+            return Err(Error::AlreadyDecided);
+        }
         self.release_pending_slot(&taken, token).await?;
         if let Some(preauth) = preauth_token.filter(|t| !t.is_empty() && t.len() <= 128)
             && let Some((_, state)) = self.load_preauth(preauth).await?
