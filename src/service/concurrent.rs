@@ -342,6 +342,55 @@ impl Auth {
             .await
     }
 
+    /// The waiting sign-in withdraws its undecided request: the request is gone (its status
+    /// and decisions answer 404), its pending slot is free again, the pre-auth token that
+    /// waited on it (when given and still waiting on it) is void, and the user's sessions are
+    /// told (`concurrent_login_decided` with status `cancelled`). A decided request stays.
+    pub async fn cancel_approval(
+        &self,
+        token: &str,
+        preauth_token: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let (_, request) = self.approval(token).await?.ok_or(Error::ApprovalNotFound)?;
+        if request.status != ApprovalStatus::Pending {
+            return Err(Error::AlreadyDecided);
+        }
+        // Atomic: of a racing decision and this cancel, one finds the request gone. A decision
+        // that landed between the read above and the take is put back: it binds.
+        let key = keys::concurrent_login_state(token);
+        let ttl = self.store.ttl(&key).await?;
+        let raw = self
+            .store
+            .take(&key)
+            .await?
+            .ok_or(Error::ApprovalNotFound)?;
+        let taken: ApprovalRequest = serde_json::from_str(&raw).map_err(anyhow::Error::from)?;
+        if taken.status != ApprovalStatus::Pending {
+            let ttl = ttl.unwrap_or(self.settings.concurrent_login_ttl);
+            self.store.set(&key, &raw, ttl).await?;
+            return Err(Error::AlreadyDecided);
+        }
+        self.release_pending_slot(&taken, token).await?;
+        if let Some(preauth) = preauth_token.filter(|t| !t.is_empty() && t.len() <= 128)
+            && let Some((_, state)) = self.load_preauth(preauth).await?
+            && state.approval_token.as_deref() == Some(token)
+        {
+            self.store.delete(&keys::preauth(preauth)).await?;
+        }
+        let event = serde_json::json!({ "event": "concurrent_login_decided", "token": token, "status": "cancelled" });
+        self.publish_user_event(taken.user_id, &event).await;
+        self.audit(
+            "concurrent_login_cancelled",
+            Some(taken.user_id),
+            None,
+            client,
+            serde_json::json!({}),
+        )
+        .await;
+        Ok(())
+    }
+
     /// The user's undecided approval requests (one per pending slot), oldest first, with the
     /// token that names each.
     pub async fn pending_approvals(&self, user_id: UserId) -> Result<Vec<PendingApproval>> {

@@ -40,6 +40,7 @@ pub mod team_policy;
 pub mod teams;
 pub mod tokens;
 pub mod totp;
+pub mod trusted_devices;
 pub mod users;
 pub mod vault;
 pub mod virtuozzo;

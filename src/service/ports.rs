@@ -222,6 +222,8 @@ pub trait UserRepo: Send + Sync {
     ) -> StoreResult<()>;
     /// Soft delete (`Some(at)`) or restore (`None`); false when nothing changed.
     async fn set_user_deleted(&self, id: UserId, deleted_at: Option<Millis>) -> StoreResult<bool>;
+    /// The user's display name (already validated); false when no live user has this id.
+    async fn set_user_name(&self, id: UserId, name: &str, now: Millis) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -424,6 +426,17 @@ pub struct AuditRecord {
     pub details: String,
 }
 
+/// A device whose emailed code was verified: it signs in without a code until `expires_at`.
+#[derive(Debug, Clone)]
+pub struct TrustedDeviceRecord {
+    pub id: i64,
+    pub device_hash: String,
+    pub user_agent: Option<String>,
+    pub created_at: Millis,
+    pub last_used_at: Millis,
+    pub expires_at: Millis,
+}
+
 #[async_trait]
 pub trait DeviceRepo: Send + Sync {
     async fn is_trusted_device(
@@ -440,6 +453,19 @@ pub trait DeviceRepo: Send + Sync {
         now: Millis,
         expires_at: Millis,
     ) -> StoreResult<()>;
+    /// The user's devices trusted at `now`, most recently used first.
+    async fn trusted_devices(
+        &self,
+        user_id: UserId,
+        now: Millis,
+    ) -> StoreResult<Vec<TrustedDeviceRecord>>;
+    /// Ends the trust in the user's trusted device with this row id; false when there is none.
+    async fn distrust_device_by_id(
+        &self,
+        user_id: UserId,
+        id: i64,
+        now: Millis,
+    ) -> StoreResult<bool>;
     /// Ends the trust in one device of the user, or in all of them (`None`).
     async fn distrust_devices(
         &self,

@@ -42,3 +42,34 @@ impl Auth {
         })
     }
 }
+
+impl Auth {
+    /// Changes the display name (1–100 printable characters once trimmed, as at sign-up).
+    pub async fn rename_user(
+        &self,
+        claims: &AccessClaims,
+        name: &str,
+        client: &super::ClientInfo,
+    ) -> Result<String> {
+        let name = super::registration::validate_name(name)?;
+        let user_id = claims.sub;
+        if !self
+            .repo
+            .set_user_name(user_id, &name, self.now_ms())
+            .await?
+        {
+            return Err(Error::UserNotFound);
+        }
+        self.facts_changed(&[super::cache::Fact::User(user_id)])
+            .await?;
+        self.audit(
+            "profile_name_changed",
+            Some(user_id),
+            None,
+            client,
+            serde_json::json!({}),
+        )
+        .await;
+        Ok(name)
+    }
+}

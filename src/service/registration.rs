@@ -16,7 +16,7 @@ pub struct Registration {
     pub name: String,
 }
 
-fn validate_name(name: &str) -> Result<String> {
+pub(crate) fn validate_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() {
         return Err(Error::validation("name", "name is required"));

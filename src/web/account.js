@@ -1,12 +1,14 @@
-// The account page: profile, password change, sessions (named devices, revoke with
-// confirmation), pending approvals (listed from the server, updated live), two-step sign-in
-// and the person's own audit events. Also the live event stream, which refreshes the access
-// token and reconnects when the server ends it.
+// The account page: profile (display name), password change, sessions (named devices, revoke
+// with confirmation), pending approvals (listed from the server, updated live), trusted
+// devices, security (authenticator app, passkeys, recovery codes) and the person's own audit
+// events. Also the live event stream, which refreshes the access token and reconnects when
+// the server ends it.
 'use strict';
 
 import { API, call, plain, refresh } from './api.js';
 import { $, h, say, clearErrors, fieldError, confirmStep, when, eventWords, table } from './dom.js';
 import { deviceName } from './device.js';
+import * as webauthn from './webauthn.js';
 
 let ctx = null;
 let me = null;
@@ -23,7 +25,63 @@ export function render(profile) {
     h('dt', {}, 'Email'), h('dd', {}, me.user.email),
     h('dt', {}, 'Email verified'), h('dd', {}, me.user.email_verified_at ? when(me.user.email_verified_at) : 'No'),
     h('dt', {}, 'Current team'), h('dd', {}, `${me.team.name} (${me.role.name})`));
-  return Promise.all([loadSessions(), loadPending(), loadSecurity(), loadAudit()]);
+  $('profile-name').value = me.user.name;
+  const deadline = $('mfa-deadline');
+  deadline.hidden = !me.mfa_setup_required_by;
+  deadline.textContent = me.mfa_setup_required_by
+    ? `${me.team.name} requires two-step sign-in. Set up an authenticator app or a passkey below before ${when(me.mfa_setup_required_by)}, or you will no longer be able to open this team.`
+    : '';
+  return Promise.all([loadSessions(), loadPending(), loadDevices(), loadSecurity(), loadAudit()]);
+}
+
+async function changeName(event) {
+  event.preventDefault();
+  const form = event.target;
+  clearErrors(form);
+  const name = form.name.value.trim();
+  if (!name) return fieldError(form, 'name', 'Enter your name.');
+  if (name.length > 100) return fieldError(form, 'name', 'Use at most 100 characters.');
+  const r = await call('PATCH', '/auth/me', { name });
+  if (!r.ok) return fieldError(form, 'name', plain(r));
+  me.user.name = r.data.name;
+  render(me);
+  say('Your name was changed.', 'success');
+}
+
+export async function loadDevices() {
+  const r = await call('GET', '/auth/devices');
+  const list = $('devices');
+  if (!r.ok) { list.replaceChildren(h('li', {}, plain(r))); return; }
+  const devices = r.data.devices || [];
+  $('forget-all-devices').hidden = devices.length === 0;
+  if (!devices.length) { list.replaceChildren(h('li', { class: 'muted' }, 'No trusted devices: every sign-in asks for the emailed code.')); return; }
+  list.replaceChildren(...devices.map((d) => {
+    const name = deviceName(d.user_agent);
+    return h('li', { class: d.current ? 'row current' : 'row' },
+      h('div', { class: 'row-main' },
+        h('strong', {}, name), d.current ? h('span', { class: 'badge' }, 'This device') : null,
+        h('span', { class: 'muted' }, `Trusted since ${when(d.created_at)} · last used ${when(d.last_used_at)} · until ${when(d.expires_at)}`)),
+      h('button', {
+        type: 'button', class: 'btn danger small', 'aria-label': `Forget ${name}${d.current ? ' (this device)' : ''}, last used ${when(d.last_used_at)}`,
+        onclick: async () => {
+          const words = d.current ? 'Forget this device? Your next sign-in here asks for the emailed code again.'
+            : `Forget ${name}? Its next sign-in asks for the emailed code again.`;
+          if (!await confirmStep(words, 'Forget device')) return;
+          const x = await call('DELETE', `/auth/devices/${d.id}`);
+          if (!x.ok && x.status !== 404) return say(plain(x));
+          await loadDevices();
+          say(`${name} is no longer trusted.`, 'success');
+        },
+      }, 'Forget'));
+  }));
+}
+
+async function forgetAllDevices() {
+  if (!await confirmStep('Forget every trusted device, this one included? Each next sign-in asks for the emailed code again.', 'Forget all')) return;
+  const r = await call('DELETE', '/auth/devices');
+  if (!r.ok) return say(plain(r));
+  await loadDevices();
+  say('No device is trusted any more.', 'success');
 }
 
 export async function loadSessions() {
@@ -96,17 +154,86 @@ async function loadSecurity() {
   }
   if (!r.ok) { box.replaceChildren(h('p', {}, plain(r))); return; }
   const s = r.data;
-  if (!s.totp) {
-    box.replaceChildren(
-      h('p', {}, 'Two-step sign-in is off. With an authenticator app, a stolen password is not enough to sign in.'),
-      h('button', { type: 'button', class: 'btn primary', onclick: enrol }, 'Set up an authenticator app'));
-    return;
-  }
+  const passkeys = s.passkeys || [];
+  const app = s.totp
+    ? [h('p', {}, 'The authenticator app is on.'),
+      h('p', { class: 'actions' },
+        h('button', { type: 'button', class: 'btn danger', onclick: disableTotp }, 'Turn off the authenticator app'))]
+    : [h('p', {}, 'With an authenticator app, a stolen password is not enough to sign in.'),
+      h('button', { type: 'button', class: 'btn primary', onclick: enrol }, 'Set up an authenticator app')];
+  const on = s.totp || passkeys.length > 0;
+  if (on) $('mfa-deadline').hidden = true;
   box.replaceChildren(
-    h('p', {}, `Two-step sign-in is on (authenticator app). Recovery codes left: ${s.recovery_codes_left ?? '—'}.`),
-    h('p', { class: 'actions' },
-      h('button', { type: 'button', class: 'btn secondary', onclick: newRecoveryCodes }, 'Make new recovery codes'),
-      h('button', { type: 'button', class: 'btn danger', onclick: disableTotp }, 'Turn off the authenticator app')));
+    h('p', { id: 'mfa-summary', tabindex: '-1' }, on
+      ? `Two-step sign-in is on (${[s.totp ? 'authenticator app' : null, passkeys.length ? `${passkeys.length} passkey${passkeys.length === 1 ? '' : 's'}` : null].filter(Boolean).join(', ')}). Recovery codes left: ${s.recovery_codes_left ?? '—'}.`
+      : 'Two-step sign-in is off.'),
+    h('h3', {}, 'Authenticator app'), ...app,
+    h('h3', {}, 'Passkeys'), passkeyList(passkeys), passkeyForm(),
+    on ? h('h3', {}, 'Recovery codes') : null,
+    on ? h('p', {}, 'A recovery code signs you in when your app or passkey is not at hand. Each works once.') : null,
+    on ? h('button', { type: 'button', class: 'btn secondary', onclick: newRecoveryCodes }, 'Make new recovery codes') : null);
+}
+
+function passkeyList(passkeys) {
+  if (!passkeys.length) return h('p', { class: 'muted', id: 'passkeys' }, 'No passkeys yet.');
+  return h('ul', { class: 'rows', id: 'passkeys' }, passkeys.map((p) => {
+    const form = h('form', { class: 'inline', novalidate: true },
+      h('div', { class: 'field' }, h('label', { for: `passkey-name-${p.id}` }, `New name for ${p.name}`),
+        h('input', { id: `passkey-name-${p.id}`, name: 'name', maxlength: '64', required: true, value: p.name })),
+      h('button', { type: 'submit', class: 'btn secondary small' }, `Rename ${p.name}`));
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      const name = form.name.value.trim();
+      if (!name || name.length > 64) return fieldError(form, 'name', 'Use 1 to 64 characters.');
+      const c = await call('PATCH', `/auth/mfa/passkeys/${p.id}`, { name });
+      if (!c.ok) return fieldError(form, 'name', plain(c));
+      await loadSecurity();
+      say(`The passkey is now called ${name}.`, 'success');
+    });
+    return h('li', { class: 'row' },
+      h('div', { class: 'row-main' }, h('strong', {}, p.name),
+        h('span', { class: 'muted' }, `Added ${when(p.created_at)} · ${p.last_used_at ? `last used ${when(p.last_used_at)}` : 'not used yet'}`)),
+      form,
+      h('button', {
+        type: 'button', class: 'btn danger small',
+        onclick: async () => {
+          if (!await confirmStep(`Delete the passkey ${p.name}? It will no longer sign you in.`, 'Delete passkey')) return;
+          const d = await call('DELETE', `/auth/mfa/passkeys/${p.id}`);
+          if (!d.ok && d.status !== 404) return say(plain(d));
+          await loadSecurity();
+          say(`The passkey ${p.name} was deleted.`, 'success');
+        },
+      }, `Delete ${p.name}`));
+  }));
+}
+
+function passkeyForm() {
+  if (!webauthn.supported()) return h('p', { class: 'muted' }, 'This browser cannot use passkeys.');
+  const form = h('form', { novalidate: true, id: 'passkey-form' },
+    h('div', { class: 'field' }, h('label', { for: 'passkey-name' }, 'Passkey name'),
+      h('input', { id: 'passkey-name', name: 'name', maxlength: '64', required: true, 'aria-describedby': 'passkey-name-hint' }),
+      h('p', { class: 'hint', id: 'passkey-name-hint' }, 'A name you will recognise, such as “Work laptop”.')),
+    h('button', { type: 'submit', class: 'btn primary' }, 'Add a passkey'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const name = form.name.value.trim();
+    if (!name || name.length > 64) return fieldError(form, 'name', 'Name the passkey (1 to 64 characters).');
+    const begin = await call('POST', '/auth/mfa/passkeys/register/begin');
+    if (!begin.ok) return fieldError(form, 'name', plain(begin));
+    let credential;
+    try {
+      credential = await webauthn.create(begin.data.options);
+    } catch (e) {
+      return fieldError(form, 'name', webauthn.failureWords(e));
+    }
+    const r = await call('POST', '/auth/mfa/passkeys/register/finish', { ceremony: begin.data.ceremony, name, credential });
+    if (!r.ok) return fieldError(form, 'name', plain(r));
+    await loadSecurity();
+    say(`The passkey ${name} was added. You can now use it to sign in.`, 'success');
+  });
+  return form;
 }
 
 async function enrol() {
@@ -141,7 +268,7 @@ function showRecoveryCodes(codes) {
   box.replaceChildren(h('div', { 'data-secret': true, id: 'recovery-codes' },
     h('p', {}, 'Two-step sign-in is on. Keep these recovery codes somewhere safe: each works once, and they are shown only now.'),
     h('ul', { class: 'codes' }, codes.map((c) => h('li', {}, h('code', {}, c)))),
-    h('button', { type: 'button', class: 'btn primary', onclick: () => loadSecurity() }, 'I have saved them')));
+    h('button', { type: 'button', class: 'btn primary', onclick: () => loadSecurity().then(() => $('mfa-summary').focus()) }, 'I have saved them')));
   box.querySelector('button').focus();
 }
 
@@ -234,13 +361,16 @@ export function forget() {
   stopListening();
   me = null;
   decided.clear();
-  for (const id of ['approvals', 'sessions', 'security', 'my-audit', 'profile']) $(id).replaceChildren();
+  for (const id of ['approvals', 'sessions', 'devices', 'security', 'my-audit', 'profile']) $(id).replaceChildren();
   $('who').textContent = 'Your account';
+  $('mfa-deadline').hidden = true;
 }
 
 export function init(context) {
   ctx = context;
   $('password-form').addEventListener('submit', changePassword);
+  $('name-form').addEventListener('submit', changeName);
+  $('forget-all-devices').addEventListener('click', forgetAllDevices);
   $('logout-all').addEventListener('click', async () => {
     if (!await confirmStep('Sign out on every device, this one included?', 'Sign out everywhere')) return;
     ctx.signOut(true);

@@ -28,7 +28,8 @@ export function refresh() {
 }
 
 const NO_REFRESH = new Set(['/auth/refresh', '/auth/login', '/auth/otp/verify', '/auth/otp/resend',
-  '/auth/session-exchange', '/auth/mfa/verify', '/auth/register', '/auth/verify-email',
+  '/auth/session-exchange', '/auth/mfa/verify', '/auth/mfa/webauthn/begin', '/auth/mfa/webauthn/finish',
+  '/auth/concurrent-login/cancel', '/auth/register', '/auth/verify-email',
   '/auth/verify-email/resend', '/auth/password-reset/request', '/auth/password-reset/confirm',
   '/invites/preview', '/auth/concurrent-login/email-decision']);
 
@@ -90,6 +91,8 @@ const PLAIN = {
   owner_only: 'Only the team Owner can do this.',
   reauth_required: 'Confirm your password to make this change.',
   reauth_failed: 'That password or code is not right.',
+  mfa_required_by_team: 'This team asks every member to use two-step sign-in. Set it up on your account page first.',
+  mfa_not_pending: 'This sign-in does not wait for a second step any more. Sign in again.',
   password_too_weak: 'This password is too easy to guess. Choose a longer or less common one.',
   internal_error: 'Something went wrong on our side. Try again.',
 };
@@ -103,6 +106,11 @@ export function plain(r) {
   if (code === 'otp_invalid') {
     const left = r.data.attempts_remaining;
     return `That code is not right. ${left} attempt${left === 1 ? '' : 's'} left.`;
+  }
+  if (code === 'passkey_invalid') {
+    const left = r.data.attempts_remaining;
+    return left === undefined || left === null ? 'That passkey was not accepted. Try again.'
+      : `That passkey was not accepted. ${left} attempt${left === 1 ? '' : 's'} left.`;
   }
   if (code === 'missing_permission') return 'Your role in this team does not allow this.';
   if (code && PLAIN[code]) return PLAIN[code];

@@ -58,9 +58,12 @@ async function route() {
     show('teams');
     return teams.render(me, teamMatch[1]);
   }
-  if (path !== '/account') history.replaceState({}, '', '/account');
+  // `/security` is the account page opened at its security panel.
+  if (path !== '/account' && path !== '/security') history.replaceState({}, '', '/account');
   show('account');
-  return account.render(me);
+  await account.render(me);
+  if (path === '/security') $('security-h').scrollIntoView();
+  return undefined;
 }
 
 async function go(path) {

@@ -112,6 +112,15 @@ const EVENT_WORDS = {
   concurrent_login_requested: 'Sign-in waiting for approval',
   concurrent_login_approved: 'Sign-in approved',
   concurrent_login_denied: 'Sign-in denied',
+  concurrent_login_cancelled: 'Waiting sign-in cancelled',
+  passkey_registered: 'Passkey added',
+  passkey_renamed: 'Passkey renamed',
+  passkey_deleted: 'Passkey deleted',
+  passkey_login_verified: 'Signed in with a passkey',
+  passkey_login_failed: 'Passkey not accepted',
+  profile_name_changed: 'Name changed',
+  trusted_device_forgotten: 'Trusted device forgotten',
+  trusted_devices_forgotten: 'All trusted devices forgotten',
   logout: 'Signed out',
 };
 

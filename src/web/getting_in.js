@@ -4,6 +4,7 @@
 
 import { call, plain } from './api.js';
 import { $, show, say, clearErrors, fieldError, forgetSecrets } from './dom.js';
+import * as webauthn from './webauthn.js';
 
 let flow = null; // { preauth, teams, email } while a sign-in is under way
 let ctx = null;
@@ -66,7 +67,7 @@ async function signIn(event) {
 
 /** A refusal that ends the sign-in under way sends the person back to the sign-in form. */
 function endsSignIn(r) {
-  return ['preauth_expired', 'otp_attempts_exceeded', 'otp_not_pending', 'concurrent_login_denied'].includes(r.data.code);
+  return ['preauth_expired', 'otp_attempts_exceeded', 'otp_not_pending', 'mfa_not_pending', 'concurrent_login_denied'].includes(r.data.code);
 }
 
 async function verifyCode(event) {
@@ -94,16 +95,50 @@ async function resendCode() {
 }
 
 function showMfa(methods) {
-  const radios = $('mfa-form').querySelectorAll('input[name=method]');
+  const form = $('mfa-form');
   let first = null;
-  for (const radio of radios) {
+  for (const radio of form.querySelectorAll('input[name=method]')) {
     const offered = methods.includes(radio.value);
     radio.closest('label').hidden = !offered;
     radio.checked = false;
     if (offered && !first) first = radio;
   }
   if (first) first.checked = true;
+  const passkey = methods.includes('webauthn');
+  $('mfa-passkey').hidden = !passkey;
+  $('mfa-or').hidden = !first;
+  form.hidden = !first;
   show('mfa');
+  if (passkey) $('mfa-passkey-go').focus();
+}
+
+/** The passkey as the second factor: the server's challenge, signed by the authenticator. */
+async function verifyPasskey() {
+  if (!flow) return toSignIn('');
+  say('');
+  const button = $('mfa-passkey-go');
+  button.disabled = true;
+  try {
+    const begin = await call('POST', '/auth/mfa/webauthn/begin', { preauth_token: flow.preauth });
+    if (!begin.ok) {
+      if (endsSignIn(begin)) return toSignIn(plain(begin), 'error', flow.email);
+      return say(plain(begin));
+    }
+    let credential;
+    try {
+      credential = await webauthn.get(begin.data.options);
+    } catch (e) {
+      return say(webauthn.failureWords(e));
+    }
+    const r = await call('POST', '/auth/mfa/webauthn/finish', { preauth_token: flow.preauth, credential });
+    if (!r.ok) {
+      if (endsSignIn(r)) return toSignIn(plain(r), 'error', flow && flow.email);
+      return say(plain(r));
+    }
+    chooseTeam();
+  } finally {
+    button.disabled = false;
+  }
 }
 
 async function verifyMfa(event) {
@@ -141,6 +176,7 @@ async function exchange(teamId) {
 }
 
 function waitForApproval(token) {
+  flow.approvalToken = token;
   if ($('waiting').hidden) show('waiting');
   $('waiting-status').textContent = 'Waiting for your other session to approve…';
   const poll = async () => {
@@ -154,6 +190,16 @@ function waitForApproval(token) {
     toSignIn(words, 'error', flow.email);
   };
   waitTimer = setTimeout(poll, 1000);
+}
+
+/** Withdraws the waiting request on the server, so it leaves the other session's list. */
+async function cancelWaiting() {
+  const waiting = flow;
+  abandonSignIn();
+  if (waiting && waiting.approvalToken) {
+    await call('POST', '/auth/concurrent-login/cancel', { token: waiting.approvalToken, preauth_token: waiting.preauth });
+  }
+  toSignIn('The sign-in was cancelled.', 'success', waiting && waiting.email);
 }
 
 async function register(event) {
@@ -192,11 +238,12 @@ export function init(context) {
   $('otp-form').addEventListener('submit', verifyCode);
   $('otp-resend').addEventListener('click', resendCode);
   $('mfa-form').addEventListener('submit', verifyMfa);
+  $('mfa-passkey-go').addEventListener('click', verifyPasskey);
   for (const b of document.querySelectorAll('.another-account')) {
     b.addEventListener('click', () => toSignIn(''));
   }
   $('team-form').addEventListener('submit', (e) => { e.preventDefault(); exchange($('team-select').value); });
-  $('waiting-cancel').addEventListener('click', () => toSignIn('The sign-in was cancelled.', 'success'));
+  $('waiting-cancel').addEventListener('click', cancelWaiting);
   $('register-form').addEventListener('submit', register);
   $('resend-verification-form').addEventListener('submit', resendVerification);
 }

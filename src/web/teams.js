@@ -1,6 +1,6 @@
 // The team pages: members (change role, remove), roles and their permissions, invites
-// (create, list, revoke), the team's audit log, Virtuozzo credentials for Owners; creating a
-// team. Each panel shows only when the person's role allows it.
+// (create, list, revoke), the team's audit log, Virtuozzo credentials and the security policy
+// for Owners; creating a team. Each panel shows only when the person's role allows it.
 'use strict';
 
 import { call, plain } from './api.js';
@@ -42,6 +42,7 @@ export async function render(profile, teamId) {
   if (can('team.members.invite')) tasks.push(invites(panels));
   if (can('audit.read')) tasks.push(audit(panels));
   if (can('environments.read')) tasks.push(virtuozzo(panels));
+  if (me.role.name === 'Owner') tasks.push(securityPolicy(panels));
   if (!panels.children.length) panels.append(h('p', { class: 'muted' }, 'Your role in this team shows no team settings.'));
   await Promise.all(tasks);
 }
@@ -240,6 +241,45 @@ async function virtuozzo(panels) {
       },
     }, 'Sign in to Virtuozzo now'));
   }
+}
+
+/** The team security policy (Owner): require a second factor, after a grace period. */
+async function securityPolicy(panels) {
+  const box = panel('team-security', 'Security policy');
+  panels.append(box);
+  const r = await call('GET', `/teams/${me.team.id}/security`);
+  if (!r.ok) { box.append(h('p', {}, plain(r))); return; }
+  const p = r.data;
+  const without = p.members_without_mfa || [];
+  const state = !p.require_mfa ? 'Members may sign in without two-step sign-in.'
+    : p.enforced_at && new Date(p.enforced_at) > new Date()
+      ? `Two-step sign-in is required. Members without it are refused from ${when(p.enforced_at)}.`
+      : 'Two-step sign-in is required: members without it cannot open this team.';
+  box.append(h('p', { id: 'team-security-state' }, state));
+  box.append(without.length
+    ? h('div', {}, h('p', {}, p.require_mfa ? 'These members have no second factor yet:' : 'If you required it, these members would be blocked until they set it up:'),
+      h('ul', { class: 'plain', id: 'members-without-mfa' }, without.map((m) => h('li', {}, m.email))))
+    : h('p', { class: 'muted' }, 'Every member has a second factor.'));
+  const form = h('form', { novalidate: true, id: 'team-security-form' },
+    h('label', { class: 'choice' },
+      h('input', { type: 'checkbox', name: 'require_mfa', id: 'require-mfa', checked: p.require_mfa }),
+      ' Require two-step sign-in for every member'),
+    h('div', { class: 'field' }, h('label', { for: 'grace-days' }, 'Days members have to set it up'),
+      h('input', { id: 'grace-days', name: 'grace_days', type: 'number', inputmode: 'numeric', min: '0', max: '365', value: String(p.grace_days ?? 0), 'aria-describedby': 'grace-days-hint' }),
+      h('p', { class: 'hint', id: 'grace-days-hint' }, 'From 0 (at once) to 365 days.')),
+    h('button', { type: 'submit', class: 'btn primary' }, 'Save security policy'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const raw = form.grace_days.value.trim();
+    const days = Number(raw);
+    if (raw === '' || !Number.isInteger(days) || days < 0 || days > 365) return fieldError(form, 'grace_days', 'Enter a whole number of days from 0 to 365.');
+    const c = await call('PUT', `/teams/${me.team.id}/security`, { require_mfa: form.require_mfa.checked, grace_days: days });
+    if (!c.ok) return c.data.field === 'grace_days' ? fieldError(form, 'grace_days', plain(c)) : say(plain(c));
+    await rerender();
+    say(c.data.require_mfa ? 'The team now requires two-step sign-in.' : 'The team no longer requires two-step sign-in.', 'success');
+  });
+  box.append(form);
 }
 
 export function forget() {

@@ -366,6 +366,17 @@ impl Driver {
         .await;
     }
 
+    /// Clicks the control labelled `label` (a checkbox or a radio button).
+    pub(crate) async fn tick(&self, label: &str) {
+        let id = self.find("field", BY_LABEL, label).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
     /// Picks the option whose text starts with `option` in the select labelled `label`.
     pub(crate) async fn choose(&self, label: &str, option: &str) {
         let id = self.find("select", BY_LABEL, label).await;

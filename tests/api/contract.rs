@@ -1086,6 +1086,73 @@ async fn every_answer_matches_the_document(mode: Mode) {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
+    // A fourth login waits, then withdraws its request.
+    let b4 = app.browser();
+    let preauth = log_in(c, &app, &b4, &owner).await;
+    let r = exchange(c, &app, &b4, &preauth).await;
+    assert_eq!(r.status, 423, "{}", r.text);
+    let body = json!({ "token": r.json["token"], "preauth_token": preauth });
+    let r = c
+        .send(
+            &app,
+            As::Nobody,
+            "post",
+            "/api/v1/auth/concurrent-login/cancel",
+            &[],
+            Body::Json(body),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // The display name, and the trusted devices: one forgotten, then all.
+    let r = c
+        .send(
+            &app,
+            As::Session(&b),
+            "patch",
+            "/api/v1/auth/me",
+            &[],
+            Body::Json(json!({ "name": "Contract Owner" })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = c
+        .send(
+            &app,
+            As::Session(&b),
+            "get",
+            "/api/v1/auth/devices",
+            &[],
+            Body::None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let device = r.json["devices"][0]["id"]
+        .as_i64()
+        .expect("a trusted device");
+    let r = c
+        .send(
+            &app,
+            As::Session(&b),
+            "delete",
+            "/api/v1/auth/devices/{id}",
+            &[("id", device.to_string())],
+            Body::None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = c
+        .send(
+            &app,
+            As::Session(&b),
+            "delete",
+            "/api/v1/auth/devices",
+            &[],
+            Body::None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+
     let new_password = "another horse battery";
     let body = json!({ "current_password": owner.password, "new_password": new_password });
     let r = c

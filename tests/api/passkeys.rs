@@ -53,7 +53,7 @@ impl Driver {
         .await
     }
 
-    async fn add_virtual_authenticator(&self) {
+    pub(crate) async fn add_virtual_authenticator(&self) {
         let r = self
             .cmd(
                 Method::POST,

@@ -584,7 +584,261 @@ async fn totp_enrolment_then_sign_in_with_it(mode: Mode) {
     d.quit().await;
 }
 
+/// Email and password at the sign-in form, for a user whose next step is not the emailed code.
+async fn password_step(d: &Driver, user: &TestUser) {
+    d.fill("Email", &user.email).await;
+    d.fill("Password", &user.password).await;
+    d.press("Sign in").await;
+    d.wait_text("How do you want to confirm it is you?").await;
+}
+
+/// A passkey added on the security screen (a WebDriver virtual authenticator), renamed; every
+/// trusted device forgotten, so the next sign-in asks for the second factor: the passkey, then
+/// a recovery code; the team security policy switched on; the passkey deleted after step-up.
+async fn passkey_recovery_code_and_team_policy(mode: Mode) {
+    let mut settings = SETTINGS.to_vec();
+    settings.push(("BASE_URL", "http://localhost:{port}"));
+    if mode == Mode::Production {
+        settings.push(("MFA_SECRET_KEY", MFA_KEY_B64));
+    }
+    let app = TestApp::spawn_with(mode, &settings).await;
+    let base = app.settings["BASE_URL"].clone();
+    assert!(base.starts_with("http://localhost:"), "{base}");
+    let user = app.verified_user().await;
+    let d = Driver::start_named(&label(mode, "passkey")).await;
+    d.goto(&format!("{base}/")).await;
+    d.add_virtual_authenticator().await;
+    sign_in(&d, &app, &user, &user.password).await;
+    on_account_page(&d, &user).await;
+    d.wait_text("Two-step sign-in is off.").await;
+
+    // Add and rename.
+    d.press("Add a passkey").await;
+    d.wait_text("Name the passkey (1 to 64 characters).").await;
+    d.fill("Passkey name", "Laptop").await;
+    d.press("Add a passkey").await;
+    d.wait_text("The passkey Laptop was added.").await;
+    d.wait_text("Two-step sign-in is on (1 passkey)").await;
+    d.wait_text("not used yet").await;
+    d.check_page("passkey-added").await;
+    d.script("document.getElementById('security').scrollIntoView()")
+        .await;
+    d.shot("passkey-added").await;
+    d.fill("New name for Laptop", "Work laptop").await;
+    d.press("Rename Laptop").await;
+    d.wait_text("The passkey is now called Work laptop.").await;
+
+    // Recovery codes for the passkey.
+    d.press("Make new recovery codes").await;
+    d.press("Make new codes").await;
+    d.wait_text("Keep these recovery codes somewhere safe")
+        .await;
+    let codes = d
+        .script("return [...document.querySelectorAll('#recovery-codes li')].map((li) => li.textContent)")
+        .await;
+    let codes: Vec<String> = serde_json::from_value(codes).unwrap();
+    assert_eq!(codes.len(), 10);
+    d.press("I have saved them").await;
+    d.wait_text("Recovery codes left: 10.").await;
+
+    // The team policy: the Owner holds a second factor, so it can be switched on.
+    d.press("Team").await;
+    d.wait_text("Security policy").await;
+    d.wait_text("Members may sign in without two-step sign-in.")
+        .await;
+    d.tick("Require two-step sign-in for every member").await;
+    d.fill("Days members have to set it up", "400").await;
+    d.press("Save security policy").await;
+    d.wait_text("Enter a whole number of days from 0 to 365.")
+        .await;
+    d.fill("Days members have to set it up", "14").await;
+    // The last authentication is old: the change asks for the password first (step-up).
+    app.storage
+        .sql("UPDATE active_sessions SET authenticated_at = 1")
+        .await;
+    d.press("Save security policy").await;
+    d.wait_text("This change needs your password again.").await;
+    d.fill("Password", &user.password).await;
+    d.press("Confirm").await;
+    d.wait_text("The team now requires two-step sign-in.").await;
+    d.wait_text("Members without it are refused from").await;
+    d.check_page("team-policy").await;
+    d.script("document.getElementById('team-security').scrollIntoView()")
+        .await;
+    d.shot("team-policy").await;
+    let policy = app
+        .storage
+        .sql_rows("SELECT grace_days FROM team_security_policies WHERE enforced_from IS NOT NULL")
+        .await;
+    assert_eq!(policy, [["14"]]);
+
+    // Forget every trusted device: the next sign-in asks for the second factor.
+    d.press("Account").await;
+    d.wait_text("Trusted devices").await;
+    d.press("Forget all devices").await;
+    d.press("Forget all").await;
+    d.wait_text("No device is trusted any more.").await;
+    d.press("Sign out").await;
+    d.wait_text("You were signed out.").await;
+    let mails = app.mail.count_to(&user.email);
+    password_step(&d, &user).await;
+    d.wait_text("Use a passkey").await;
+    d.check_page("second-step-passkey").await;
+    d.shot("second-step-passkey").await;
+    d.press("Use a passkey").await;
+    on_account_page(&d, &user).await;
+    d.wait_text("last used").await;
+    assert_eq!(app.mail.count_to(&user.email), mails, "no emailed code");
+    d.shot("signed-in-with-passkey").await;
+
+    // Again, with a recovery code.
+    d.press("Forget all devices").await;
+    d.press("Forget all").await;
+    d.wait_text("No device is trusted any more.").await;
+    d.press("Sign out").await;
+    d.wait_text("You were signed out.").await;
+    password_step(&d, &user).await;
+    d.tick("A recovery code").await;
+    d.fill("Code", "wrong-code").await;
+    d.press("Continue").await;
+    d.wait_text("attempts left").await;
+    d.fill("Code", &codes[0]).await;
+    d.press("Continue").await;
+    on_account_page(&d, &user).await;
+    d.wait_text("Recovery codes left: 9.").await;
+    d.shot("signed-in-with-recovery-code").await;
+
+    // Delete the passkey (step-up again).
+    app.storage
+        .sql("UPDATE active_sessions SET authenticated_at = 1")
+        .await;
+    d.press("Delete Work laptop").await;
+    d.press("Delete passkey").await;
+    d.wait_text("This change needs your password again.").await;
+    d.fill("Password", &user.password).await;
+    d.press("Confirm").await;
+    d.wait_text("The passkey Work laptop was deleted.").await;
+    d.wait_text("No passkeys yet.").await;
+    d.press("Sign out").await;
+    d.wait_text("You were signed out.").await;
+    let mut secrets: Vec<&str> = codes.iter().map(String::as_str).collect();
+    secrets.push(&user.password);
+    d.assert_forgotten(&secrets).await;
+    d.quit().await;
+}
+
+/// While another session exists: a sign-in that waits for approval is cancelled (and leaves
+/// that session's pending list), the next one is approved; then the display name changes and
+/// the other session's trusted device is forgotten.
+async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
+    let app = TestApp::spawn_with(mode, SETTINGS).await;
+    let user = app.verified_user().await;
+    // The user's team requires a second factor within 7 days: the account page says so.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    app.storage
+        .sql(&format!(
+            "INSERT INTO team_security_policies (team_id, require_mfa, grace_days, enforced_from, updated_at) \
+             SELECT id, 1, 7, {now}, {now} FROM teams"
+        ))
+        .await;
+    let existing = app.signed_in(&user).await;
+    let d = Driver::start_named(&label(mode, "account-settings")).await;
+    d.goto(&app.url("/")).await;
+    sign_in(&d, &app, &user, &user.password).await;
+    d.wait_text("Waiting for approval").await;
+    let pending = expect(
+        existing.get("/api/v1/auth/concurrent-login/pending").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(pending["pending"].as_array().unwrap().len(), 1, "{pending}");
+    d.press("Cancel").await;
+    d.wait_text("The sign-in was cancelled.").await;
+    let pending = expect(
+        existing.get("/api/v1/auth/concurrent-login/pending").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        pending["pending"],
+        json!([]),
+        "the cancelled request is gone"
+    );
+    d.check_page("cancelled").await;
+    d.shot("cancelled").await;
+
+    // Signed in, with approval.
+    sign_in_with_approval(&d, &app, &user, &existing).await;
+    d.wait_text("requires two-step sign-in. Set up an authenticator app or a passkey below before")
+        .await;
+
+    // The display name.
+    d.fill("Display name", "   ").await;
+    d.press("Save name").await;
+    d.wait_text("Enter your name.").await;
+    d.fill("Display name", "Grace Hopper").await;
+    d.press("Save name").await;
+    d.wait_text("Your name was changed.").await;
+    d.wait_text(&format!("Grace Hopper · {}", user.email)).await;
+    let me = expect(existing.me().await, StatusCode::OK).await;
+    assert_eq!(me["user"]["name"], "Grace Hopper");
+    d.check_page("profile").await;
+    d.shot("profile").await;
+
+    // Two trusted devices: this browser and the other session's; forget the other one.
+    d.wait_for(
+        "two trusted devices",
+        "return document.querySelectorAll('#devices li').length === 2 \
+         && document.querySelectorAll('#devices li.current').length === 1",
+    )
+    .await;
+    let other = d
+        .script("return document.querySelector('#devices li:not(.current) button').getAttribute('aria-label')")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(other.starts_with("Forget "), "{other}");
+    d.press(&other).await;
+    d.wait_text("Its next sign-in asks for the emailed code again.")
+        .await;
+    d.shot("forget-device-confirmation").await;
+    d.press("Forget device").await;
+    d.wait_text("is no longer trusted.").await;
+    d.wait_for(
+        "one trusted device",
+        "return document.querySelectorAll('#devices li').length === 1 \
+         && document.querySelectorAll('#devices li.current').length === 1",
+    )
+    .await;
+    d.check_page("device-forgotten").await;
+    d.shot("device-forgotten").await;
+    assert_eq!(
+        app.login(&existing, &user).await["otp_required"],
+        true,
+        "the forgotten device asks for the emailed code again"
+    );
+    let r = existing
+        .send(Method::GET, "/api/v1/auth/devices", None)
+        .await;
+    let devices = expect(r, StatusCode::OK).await;
+    assert!(
+        devices["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["current"] == false),
+        "{devices}"
+    );
+    d.quit().await;
+}
+
 both_modes!(
+    cancelled_wait_profile_name_and_forgotten_device,
+    passkey_recovery_code_and_team_policy,
     too_many_attempts_say_how_long_to_wait,
     totp_enrolment_then_sign_in_with_it,
     sign_up_verify_sign_in_and_sign_out,

@@ -1,5 +1,6 @@
 //! The endpoints the web UI needs beyond the guide: a new emailed code, the pending approval
-//! requests of the signed-in user, and the invite preview.
+//! requests of the signed-in user, the waiting sign-in's cancel, the invite preview, the
+//! display name and the trusted devices.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -244,8 +245,313 @@ async fn an_invite_preview_names_team_role_and_inviter_only(mode: Mode) {
     );
 }
 
+/// Many sign-ins from one address within a test.
+const MANY_LOGINS: &[(&str, &str)] = &[
+    ("LOGIN_RATE_LIMIT_IP_ATTEMPTS", "1000"),
+    ("LOGIN_RATE_LIMIT_IP_VERIFICATIONS", "1000"),
+];
+
+fn pending_tokens(list: &serde_json::Value) -> Vec<String> {
+    list["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["token"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn a_cancelled_wait_is_gone_and_frees_its_slot(mode: Mode) {
+    let app = TestApp::spawn_with(mode, MANY_LOGINS).await;
+    let user = app.verified_user().await;
+    let existing = app.signed_in(&user).await;
+    // More cancelled waits than the pending limit (3): none is left counting against it.
+    for round in 0..5 {
+        let waiting = app.browser();
+        let preauth = app.login_verified(&waiting, &user).await;
+        let r = waiting
+            .post(
+                "/api/v1/auth/session-exchange",
+                json!({ "preauth_token": preauth }),
+            )
+            .await;
+        let token = expect(r, StatusCode::LOCKED).await["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("round {round}: no token"))
+            .to_owned();
+        let list = expect(
+            existing.get("/api/v1/auth/concurrent-login/pending").await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(pending_tokens(&list), vec![token.clone()], "round {round}");
+
+        let r = waiting
+            .post(
+                "/api/v1/auth/concurrent-login/cancel",
+                json!({ "token": token, "preauth_token": preauth }),
+            )
+            .await;
+        assert_eq!(expect(r, StatusCode::OK).await["status"], "cancelled");
+        let list = expect(
+            existing.get("/api/v1/auth/concurrent-login/pending").await,
+            StatusCode::OK,
+        )
+        .await;
+        assert!(pending_tokens(&list).is_empty(), "round {round}: {list}");
+        let r = existing
+            .post_csrf(&format!("/api/v1/auth/concurrent-login/{token}/approve"))
+            .await;
+        assert_eq!(
+            expect(r, StatusCode::NOT_FOUND).await["code"],
+            "approval_not_found"
+        );
+        let r = waiting
+            .get(&format!("/api/v1/auth/concurrent-login/{token}"))
+            .await;
+        expect(r, StatusCode::NOT_FOUND).await;
+        // The pre-auth token that waited is void: no exchange, no second cancel.
+        let r = waiting
+            .post(
+                "/api/v1/auth/session-exchange",
+                json!({ "preauth_token": preauth }),
+            )
+            .await;
+        assert_eq!(
+            expect(r, StatusCode::UNAUTHORIZED).await["code"],
+            "preauth_expired"
+        );
+        let r = waiting
+            .post(
+                "/api/v1/auth/concurrent-login/cancel",
+                json!({ "token": token }),
+            )
+            .await;
+        expect(r, StatusCode::NOT_FOUND).await;
+    }
+    let audited = app
+        .storage
+        .sql_rows("SELECT count(*) FROM audit_log WHERE event = 'concurrent_login_cancelled'")
+        .await;
+    assert_eq!(audited[0][0], "5");
+
+    // A decided request stays decided; unknown tokens and bad bodies are refused.
+    let waiting = app.browser();
+    let preauth = app.login_verified(&waiting, &user).await;
+    let r = waiting
+        .post(
+            "/api/v1/auth/session-exchange",
+            json!({ "preauth_token": preauth }),
+        )
+        .await;
+    let token = expect(r, StatusCode::LOCKED).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = existing
+        .post_csrf(&format!("/api/v1/auth/concurrent-login/{token}/approve"))
+        .await;
+    expect(r, StatusCode::OK).await;
+    let r = waiting
+        .post(
+            "/api/v1/auth/concurrent-login/cancel",
+            json!({ "token": token, "preauth_token": preauth }),
+        )
+        .await;
+    assert_eq!(
+        expect(r, StatusCode::CONFLICT).await["code"],
+        "already_decided"
+    );
+    let r = waiting
+        .post(
+            "/api/v1/auth/session-exchange",
+            json!({ "preauth_token": preauth }),
+        )
+        .await;
+    expect(r, StatusCode::OK).await;
+    let r = app
+        .browser()
+        .post(
+            "/api/v1/auth/concurrent-login/cancel",
+            json!({ "token": "no-such-request" }),
+        )
+        .await;
+    expect(r, StatusCode::NOT_FOUND).await;
+    let r = app
+        .browser()
+        .post("/api/v1/auth/concurrent-login/cancel", json!({}))
+        .await;
+    expect(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+}
+
+async fn the_display_name_changes_within_limits(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let user = app.verified_user().await;
+    let b = app.signed_in(&user).await;
+    let r = b
+        .send(
+            Method::PATCH,
+            "/api/v1/auth/me",
+            Some(json!({ "name": "  Ada Lovelace  " })),
+        )
+        .await;
+    let changed = expect(r, StatusCode::OK).await;
+    assert_eq!(changed["name"], "Ada Lovelace");
+    assert_eq!(changed["email"], user.email.as_str());
+    let me = expect(b.me().await, StatusCode::OK).await;
+    assert_eq!(me["user"]["name"], "Ada Lovelace");
+    for bad in [
+        json!(""),
+        json!("   "),
+        json!("x".repeat(101)),
+        json!("a\u{7}b"),
+    ] {
+        let r = b
+            .send(
+                Method::PATCH,
+                "/api/v1/auth/me",
+                Some(json!({ "name": bad })),
+            )
+            .await;
+        let e = expect(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(e["field"], "name", "{bad}: {e}");
+    }
+    let r = b
+        .send(
+            Method::PATCH,
+            "/api/v1/auth/me",
+            Some(json!({ "name": "y".repeat(100) })),
+        )
+        .await;
+    expect(r, StatusCode::OK).await;
+    // Without the CSRF header a cookie session changes nothing.
+    let r = b
+        .http
+        .patch(app.url("/api/v1/auth/me"))
+        .json(&json!({ "name": "Mallory" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        expect(r, StatusCode::FORBIDDEN).await["code"],
+        "csrf_mismatch"
+    );
+    let r = app
+        .browser()
+        .send(
+            Method::PATCH,
+            "/api/v1/auth/me",
+            Some(json!({ "name": "Nobody" })),
+        )
+        .await;
+    expect(r, StatusCode::UNAUTHORIZED).await;
+    let me = expect(b.me().await, StatusCode::OK).await;
+    assert_eq!(me["user"]["name"], "y".repeat(100));
+}
+
+async fn devices(b: &crate::helpers::app::Browser) -> Vec<serde_json::Value> {
+    let list = expect(b.get("/api/v1/auth/devices").await, StatusCode::OK).await;
+    list["devices"].as_array().unwrap().clone()
+}
+
+fn current_id(devices: &[serde_json::Value]) -> i64 {
+    let current: Vec<_> = devices.iter().filter(|d| d["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{devices:?}");
+    current[0]["id"].as_i64().unwrap()
+}
+
+async fn trusted_devices_are_listed_and_forgotten(mode: Mode) {
+    let app = TestApp::spawn_with(mode, MANY_LOGINS).await;
+    let user = app.verified_user().await;
+    let first = app.signed_in(&user).await;
+    let second = app.second_session(&user, &first).await;
+    let seen_by_first = devices(&first).await;
+    assert_eq!(seen_by_first.len(), 2, "{seen_by_first:?}");
+    for d in &seen_by_first {
+        assert!(
+            d["created_at"].is_string() && d["last_used_at"].is_string(),
+            "{d}"
+        );
+        assert!(
+            d["expires_at"].is_string() && d["user_agent"].is_string(),
+            "{d}"
+        );
+    }
+    let first_device = current_id(&seen_by_first);
+    let second_device = current_id(&devices(&second).await);
+    assert_ne!(first_device, second_device);
+    // Trusted: a new login from the first browser needs no emailed code.
+    assert_eq!(app.login(&first, &user).await["otp_required"], false);
+
+    // Another user cannot forget it; a cookie session needs the CSRF header.
+    let stranger = app.signed_in(&app.verified_user().await).await;
+    let r = stranger
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/auth/devices/{second_device}"),
+            None,
+        )
+        .await;
+    expect(r, StatusCode::NOT_FOUND).await;
+    let r = first
+        .http
+        .delete(app.url(&format!("/api/v1/auth/devices/{second_device}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        expect(r, StatusCode::FORBIDDEN).await["code"],
+        "csrf_mismatch"
+    );
+    let r = first
+        .send(Method::DELETE, "/api/v1/auth/devices/abc", None)
+        .await;
+    expect(r, StatusCode::BAD_REQUEST).await;
+
+    // Forget one: gone from the list, and its next sign-in asks for the code again.
+    let r = first
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/auth/devices/{second_device}"),
+            None,
+        )
+        .await;
+    expect(r, StatusCode::NO_CONTENT).await;
+    let left = devices(&first).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["id"], first_device);
+    let r = first
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/auth/devices/{second_device}"),
+            None,
+        )
+        .await;
+    expect(r, StatusCode::NOT_FOUND).await;
+    assert_eq!(app.login(&second, &user).await["otp_required"], true);
+    assert_eq!(app.login(&first, &user).await["otp_required"], false);
+
+    // Forget all: this device too.
+    let r = first
+        .send(Method::DELETE, "/api/v1/auth/devices", None)
+        .await;
+    expect(r, StatusCode::NO_CONTENT).await;
+    assert!(devices(&first).await.is_empty());
+    assert_eq!(app.login(&first, &user).await["otp_required"], true);
+    let audited = app
+        .storage
+        .sql_rows("SELECT event FROM audit_log WHERE event LIKE 'trusted_device%' ORDER BY id")
+        .await;
+    assert_eq!(
+        audited,
+        [["trusted_device_forgotten"], ["trusted_devices_forgotten"]]
+    );
+}
+
 both_modes!(
     a_new_code_replaces_the_old_and_keeps_the_count,
     pending_approvals_are_listed_for_the_deciding_session,
     an_invite_preview_names_team_role_and_inviter_only,
+    a_cancelled_wait_is_gone_and_frees_its_slot,
+    the_display_name_changes_within_limits,
+    trusted_devices_are_listed_and_forgotten,
 );

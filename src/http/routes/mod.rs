@@ -40,7 +40,12 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::verify_otp))
         .routes(routes!(web_support::resend_otp))
         .routes(routes!(auth::session_exchange))
-        .routes(routes!(auth::me))
+        .routes(routes!(auth::me, web_support::update_profile))
+        .routes(routes!(
+            web_support::trusted_devices,
+            web_support::forget_all_devices
+        ))
+        .routes(routes!(web_support::forget_device))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
         .routes(routes!(account::logout_all))
@@ -52,6 +57,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(account::change_password))
         .routes(routes!(concurrent::decide_by_link))
         .routes(routes!(web_support::pending_approvals))
+        .routes(routes!(web_support::cancel_approval))
         .routes(routes!(concurrent::status))
         .routes(routes!(concurrent::decide))
         .routes(routes!(mfa::overview))

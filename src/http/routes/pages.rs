@@ -15,7 +15,7 @@ const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; c
 const JS: &str = "text/javascript; charset=utf-8";
 
 /// The script modules under `/ui/`, embedded at build time.
-const MODULES: [(&str, &str); 7] = [
+const MODULES: [(&str, &str); 8] = [
     ("api.js", include_str!("../../web/api.js")),
     ("dom.js", include_str!("../../web/dom.js")),
     ("device.js", include_str!("../../web/device.js")),
@@ -23,6 +23,7 @@ const MODULES: [(&str, &str); 7] = [
     ("account.js", include_str!("../../web/account.js")),
     ("teams.js", include_str!("../../web/teams.js")),
     ("links.js", include_str!("../../web/links.js")),
+    ("webauthn.js", include_str!("../../web/webauthn.js")),
 ];
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -114,7 +115,7 @@ pub async fn ui_style() -> Response {
 }
 
 /// One of the web UI's script modules (`api.js`, `dom.js`, `device.js`, `getting_in.js`,
-/// `account.js`, `teams.js`, `links.js`).
+/// `account.js`, `teams.js`, `links.js`, `webauthn.js`).
 #[utoipa::path(
     get,
     path = "/ui/{file}",

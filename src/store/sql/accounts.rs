@@ -6,7 +6,9 @@ use super::{SqlStore, db_err, on_db};
 use crate::domain::UserId;
 use crate::domain::permissions::OWNER_ROLE;
 use crate::domain::time::Millis;
-use crate::service::ports::{DeviceRepo, StoreResult, UserRecord, UserRepo, VerificationRepo};
+use crate::service::ports::{
+    DeviceRepo, StoreResult, TrustedDeviceRecord, UserRecord, UserRepo, VerificationRepo,
+};
 
 type UserRow = (i64, String, String, String, Option<i64>, Option<i64>);
 
@@ -120,6 +122,20 @@ impl UserRepo for SqlStore {
                 .await
                 .map(|r| r.rows_affected())),
         }
+        .map_err(db_err)?;
+        Ok(changed == 1)
+    }
+
+    async fn set_user_name(&self, id: UserId, name: &str, now: Millis) -> StoreResult<bool> {
+        const SQL: &str =
+            "UPDATE users SET name = $1, updated_at = $2 WHERE id = $3 AND deleted_at IS NULL";
+        let changed = on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(name)
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
         .map_err(db_err)?;
         Ok(changed == 1)
     }
@@ -295,6 +311,57 @@ impl DeviceRepo for SqlStore {
             .map(|r| r.rows_affected()))
         .map_err(db_err)?;
         Ok(())
+    }
+
+    async fn trusted_devices(
+        &self,
+        user_id: UserId,
+        now: Millis,
+    ) -> StoreResult<Vec<TrustedDeviceRecord>> {
+        type Row = (i64, String, Option<String>, i64, i64, i64);
+        const SQL: &str = "SELECT id, device_hash, user_agent, created_at, last_used_at, expires_at
+            FROM trusted_devices WHERE user_id = $1 AND expires_at > $2
+            ORDER BY last_used_at DESC, id DESC";
+        let rows: Vec<Row> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(pool)
+            .await)
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, device_hash, user_agent, created_at, last_used_at, expires_at)| {
+                    TrustedDeviceRecord {
+                        id,
+                        device_hash,
+                        user_agent,
+                        created_at,
+                        last_used_at,
+                        expires_at,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    async fn distrust_device_by_id(
+        &self,
+        user_id: UserId,
+        id: i64,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE trusted_devices SET expires_at = $1
+            WHERE user_id = $2 AND id = $3 AND expires_at > $1";
+        let changed = on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(now)
+            .bind(user_id)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        Ok(changed == 1)
     }
 
     async fn distrust_devices(
