@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Auth, ClientInfo, Error, Result, emails, keys, password_strength, tokens};
+use crate::domain::UserId;
 use crate::domain::claims::AccessClaims;
 use crate::domain::email::Email;
 use crate::domain::password::check_policy;
@@ -132,7 +133,7 @@ impl Auth {
 
     /// After a new password: outstanding reset links and every trusted device are void (the
     /// next sign-in anywhere needs the emailed code again).
-    async fn credentials_replaced(&self, user_id: i64, now: i64) -> Result<()> {
+    async fn credentials_replaced(&self, user_id: UserId, now: i64) -> Result<()> {
         self.repo.void_password_resets(user_id, now).await?;
         self.repo.distrust_devices(user_id, None, now).await?;
         Ok(())

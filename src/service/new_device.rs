@@ -32,7 +32,7 @@ impl Auth {
     /// Best effort: the session exists already, so a failure here is logged, not returned.
     pub(crate) async fn note_sign_in_device(&self, state: &PreauthState, client: &ClientInfo) {
         if let Err(e) = self.check_sign_in_device(state, client).await {
-            tracing::warn!(event = "new_device_check_failed", user_id = state.user_id, error = %e);
+            tracing::warn!(event = "new_device_check_failed", user_id = state.user_id.get(), error = %e);
         }
     }
 

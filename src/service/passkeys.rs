@@ -65,7 +65,7 @@ struct PendingLogin {
 
 /// The opaque handle of a WebAuthn user: stable per account, no personal data.
 fn user_handle(user_id: UserId) -> Uuid {
-    Uuid::from_u64_pair(0x6d62_7061_6e65_6c00, user_id as u64)
+    Uuid::from_u64_pair(0x6d62_7061_6e65_6c00, user_id.get() as u64)
 }
 
 fn credential_id(p: &Passkey) -> Result<String> {

@@ -53,8 +53,15 @@ mod tests {
         assert_eq!(a.len(), 19);
         assert!(well_formed(&a));
         assert_ne!(a, generate());
-        assert_eq!(hash(1, &a), hash(1, &a.to_uppercase().replace('-', " ")));
-        assert_ne!(hash(1, &a), hash(2, &a), "bound to the user");
+        assert_eq!(
+            hash(UserId(1), &a),
+            hash(UserId(1), &a.to_uppercase().replace('-', " "))
+        );
+        assert_ne!(
+            hash(UserId(1), &a),
+            hash(UserId(2), &a),
+            "bound to the user"
+        );
         assert!(!well_formed("123456"));
         assert!(!well_formed("iiii-iiii-iiii-iiii"));
     }

@@ -3,15 +3,31 @@
 use async_trait::async_trait;
 
 use super::{SqlStore, db_err, on_db};
-use crate::domain::UserId;
 use crate::domain::permissions::OWNER_ROLE;
 use crate::domain::time::Millis;
+use crate::domain::{TeamId, UserId};
 use crate::service::ports::{DeviceRepo, StoreResult, UserRecord, UserRepo, VerificationRepo};
 
-type UserRow = (i64, String, String, String, Option<i64>, Option<i64>);
+/// One `users` row, as `USER_COLUMNS` selects it.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: UserId,
+    email: String,
+    name: String,
+    password_hash: String,
+    email_verified_at: Option<Millis>,
+    deleted_at: Option<Millis>,
+}
 
 fn user(row: UserRow) -> UserRecord {
-    let (id, email, name, password_hash, email_verified_at, deleted_at) = row;
+    let UserRow {
+        id,
+        email,
+        name,
+        password_hash,
+        email_verified_at,
+        deleted_at,
+    } = row;
     UserRecord {
         id,
         email,
@@ -44,7 +60,7 @@ impl UserRepo for SqlStore {
             SELECT $1, $2, id, $3 FROM roles WHERE team_id IS NULL AND name = $4";
         on_db!(&self.db, |pool| {
             let mut tx = pool.begin().await.map_err(db_err)?;
-            let id: Option<(i64,)> = sqlx::query_as(INSERT_USER)
+            let id: Option<(UserId,)> = sqlx::query_as(INSERT_USER)
                 .bind(email)
                 .bind(name)
                 .bind(password_hash)
@@ -55,7 +71,7 @@ impl UserRepo for SqlStore {
             let Some((user_id,)) = id else {
                 return Ok(None);
             };
-            let (team_id,): (i64,) = sqlx::query_as(INSERT_TEAM)
+            let (team_id,): (TeamId,) = sqlx::query_as(INSERT_TEAM)
                 .bind(team_name)
                 .bind(user_id)
                 .bind(now)
@@ -164,7 +180,7 @@ impl VerificationRepo for SqlStore {
     ) -> StoreResult<Option<UserId>> {
         const SQL: &str = "SELECT user_id FROM password_reset_tokens
             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2";
-        let row: Option<(i64,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+        let row: Option<(UserId,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
             .bind(token_hash)
             .bind(now)
             .fetch_optional(pool)
@@ -180,7 +196,7 @@ impl VerificationRepo for SqlStore {
     ) -> StoreResult<Option<UserId>> {
         const SQL: &str = "UPDATE password_reset_tokens SET used_at = $1
             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id";
-        let row: Option<(i64,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+        let row: Option<(UserId,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
             .bind(now)
             .bind(token_hash)
             .fetch_optional(pool)
@@ -219,7 +235,7 @@ impl VerificationRepo for SqlStore {
         const VERIFY_USER: &str = "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1), updated_at = $1 WHERE id = $2";
         on_db!(&self.db, |pool| {
             let mut tx = pool.begin().await.map_err(db_err)?;
-            let used: Option<(i64,)> = sqlx::query_as(USE_TOKEN)
+            let used: Option<(UserId,)> = sqlx::query_as(USE_TOKEN)
                 .bind(now)
                 .bind(token)
                 .fetch_optional(&mut *tx)

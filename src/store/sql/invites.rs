@@ -7,20 +7,22 @@ use crate::domain::time::Millis;
 use crate::domain::{RoleId, TeamId, UserId};
 use crate::service::ports::{InviteRecord, InviteRepo, NewInvite, StoreResult};
 
-type InviteRow = (
-    i64,
-    i64,
-    String,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
-);
+/// One `team_invites` row, as `INVITE_COLUMNS` selects it.
+#[derive(sqlx::FromRow)]
+struct InviteRow {
+    id: i64,
+    team_id: TeamId,
+    email: String,
+    role_id: RoleId,
+    invited_by_user_id: UserId,
+    created_at: Millis,
+    expires_at: Millis,
+    accepted_at: Option<Millis>,
+    revoked_at: Option<Millis>,
+}
 
 fn invite(row: InviteRow) -> InviteRecord {
-    let (
+    let InviteRow {
         id,
         team_id,
         email,
@@ -30,7 +32,7 @@ fn invite(row: InviteRow) -> InviteRecord {
         expires_at,
         accepted_at,
         revoked_at,
-    ) = row;
+    } = row;
     InviteRecord {
         id,
         team_id,
@@ -103,7 +105,7 @@ impl InviteRepo for SqlStore {
             ON CONFLICT (user_id, team_id) DO NOTHING";
         on_db!(&self.db, |pool| {
             let mut tx = pool.begin().await.map_err(db_err)?;
-            let used: Option<(i64, i64)> = sqlx::query_as(USE)
+            let used: Option<(TeamId, RoleId)> = sqlx::query_as(USE)
                 .bind(now)
                 .bind(user_id)
                 .bind(invite_id)

@@ -31,21 +31,23 @@ macro_rules! replace_codes {
     }};
 }
 
-type MfaRow = (
-    i64,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-);
+/// A user's `user_mfa` row (all null when there is none) and their unused recovery codes.
+#[derive(sqlx::FromRow)]
+struct MfaRow {
+    recovery_codes_left: i64,
+    totp_secret_sealed: Option<String>,
+    totp_confirmed_at: Option<Millis>,
+    totp_last_step: Option<i64>,
+    totp_pending_sealed: Option<String>,
+    totp_pending_at: Option<Millis>,
+}
 
 #[async_trait]
 impl MfaRepo for SqlStore {
     async fn mfa(&self, user_id: UserId) -> StoreResult<MfaRecord> {
         // One round trip, a row whether or not the user ever enrolled.
         const SQL: &str = "SELECT (SELECT COUNT(*) FROM mfa_recovery_codes
-                WHERE user_id = $1 AND used_at IS NULL),
+                WHERE user_id = $1 AND used_at IS NULL) AS recovery_codes_left,
             m.totp_secret_sealed, m.totp_confirmed_at, m.totp_last_step,
             m.totp_pending_sealed, m.totp_pending_at
             FROM (SELECT 1 AS one) AS one LEFT JOIN user_mfa m ON m.user_id = $1";
@@ -54,14 +56,21 @@ impl MfaRepo for SqlStore {
             .fetch_one(pool)
             .await)
         .map_err(db_err)?;
-        let (codes, secret, confirmed_at, last_step, pending, pending_at) = row;
+        let MfaRow {
+            recovery_codes_left,
+            totp_secret_sealed,
+            totp_confirmed_at,
+            totp_last_step,
+            totp_pending_sealed,
+            totp_pending_at,
+        } = row;
         Ok(MfaRecord {
-            totp_secret_sealed: secret,
-            totp_confirmed_at: confirmed_at,
-            totp_last_step: last_step,
-            totp_pending_sealed: pending,
-            totp_pending_at: pending_at,
-            recovery_codes_left: codes,
+            totp_secret_sealed,
+            totp_confirmed_at,
+            totp_last_step,
+            totp_pending_sealed,
+            totp_pending_at,
+            recovery_codes_left,
         })
     }
 
