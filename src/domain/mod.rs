@@ -8,5 +8,7 @@ pub mod password;
 pub mod permissions;
 pub mod text;
 pub mod time;
+pub mod token_hash;
 
 pub use ids::{RoleId, SessionId, TeamId, UserId};
+pub use token_hash::TokenHash;

@@ -1,6 +1,6 @@
 //! Names of the ephemeral keys. The guide's operators look for the first four exactly so.
 
-use crate::domain::{SessionId, TeamId, UserId};
+use crate::domain::{SessionId, TeamId, TokenHash, UserId};
 
 pub fn preauth(token: &str) -> String {
     format!("preauth:{token}")
@@ -19,8 +19,8 @@ pub fn concurrent_login_state(token: &str) -> String {
 }
 
 /// An emailed approve/deny link, by the hash of its token: names the approval request.
-pub fn concurrent_login_link(link_hash: &str) -> String {
-    format!("concurrent_login:link:{link_hash}")
+pub fn concurrent_login_link(link_hash: &TokenHash) -> String {
+    format!("concurrent_login:link:{}", link_hash.as_str())
 }
 
 /// One of a user's few pending-approval slots (bounded: no prompt or email flood); holds the

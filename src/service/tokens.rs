@@ -54,8 +54,8 @@ pub fn random_otp_code() -> String {
     }
 }
 
-/// SHA-256 of a stored reference token (reset links, invites, device ids): the database never
-/// holds a usable token.
+/// Hex SHA-256 of a value that must not appear in a key name (an email address). A token that
+/// is stored is hashed as a `TokenHash` instead.
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::{SqlStore, db_err, on_db};
 use crate::domain::permissions::OWNER_ROLE;
 use crate::domain::time::Millis;
-use crate::domain::{TeamId, UserId};
+use crate::domain::{TeamId, TokenHash, UserId};
 use crate::service::ports::{DeviceRepo, StoreResult, UserRecord, UserRepo, VerificationRepo};
 
 /// One `users` row, as `USER_COLUMNS` selects it.
@@ -155,14 +155,14 @@ impl UserRepo for SqlStore {
 impl VerificationRepo for SqlStore {
     async fn insert_password_reset(
         &self,
-        token_hash: &str,
+        token_hash: &TokenHash,
         user_id: UserId,
         expires_at: Millis,
         now: Millis,
     ) -> StoreResult<()> {
         const SQL: &str = "INSERT INTO password_reset_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
         on_db!(&self.db, |pool| sqlx::query(SQL)
-            .bind(token_hash)
+            .bind(token_hash.as_str())
             .bind(user_id)
             .bind(now)
             .bind(expires_at)
@@ -175,13 +175,13 @@ impl VerificationRepo for SqlStore {
 
     async fn password_reset_user(
         &self,
-        token_hash: &str,
+        token_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<Option<UserId>> {
         const SQL: &str = "SELECT user_id FROM password_reset_tokens
             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2";
         let row: Option<(UserId,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
-            .bind(token_hash)
+            .bind(token_hash.as_str())
             .bind(now)
             .fetch_optional(pool)
             .await)
@@ -191,14 +191,14 @@ impl VerificationRepo for SqlStore {
 
     async fn consume_password_reset(
         &self,
-        token_hash: &str,
+        token_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<Option<UserId>> {
         const SQL: &str = "UPDATE password_reset_tokens SET used_at = $1
             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id";
         let row: Option<(UserId,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
             .bind(now)
-            .bind(token_hash)
+            .bind(token_hash.as_str())
             .fetch_optional(pool)
             .await)
         .map_err(db_err)?;
@@ -274,7 +274,7 @@ impl DeviceRepo for SqlStore {
     async fn is_trusted_device(
         &self,
         user_id: UserId,
-        device_hash: &str,
+        device_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<bool> {
         const SQL: &str = "UPDATE trusted_devices SET last_used_at = $1
@@ -282,7 +282,7 @@ impl DeviceRepo for SqlStore {
         let row: Option<(i64,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
             .bind(now)
             .bind(user_id)
-            .bind(device_hash)
+            .bind(device_hash.as_str())
             .fetch_optional(pool)
             .await)
         .map_err(db_err)?;
@@ -292,7 +292,7 @@ impl DeviceRepo for SqlStore {
     async fn trust_device(
         &self,
         user_id: UserId,
-        device_hash: &str,
+        device_hash: &TokenHash,
         user_agent: Option<&str>,
         now: Millis,
         expires_at: Millis,
@@ -302,7 +302,7 @@ impl DeviceRepo for SqlStore {
             ON CONFLICT (user_id, device_hash) DO UPDATE SET last_used_at = excluded.last_used_at, expires_at = excluded.expires_at";
         on_db!(&self.db, |pool| sqlx::query(SQL)
             .bind(user_id)
-            .bind(device_hash)
+            .bind(device_hash.as_str())
             .bind(user_agent)
             .bind(now)
             .bind(expires_at)
@@ -316,7 +316,7 @@ impl DeviceRepo for SqlStore {
     async fn distrust_devices(
         &self,
         user_id: UserId,
-        device_hash: Option<&str>,
+        device_hash: Option<&TokenHash>,
         now: Millis,
     ) -> StoreResult<()> {
         const ONE: &str = "UPDATE trusted_devices SET expires_at = $1
@@ -327,7 +327,7 @@ impl DeviceRepo for SqlStore {
             Some(hash) => on_db!(&self.db, |pool| sqlx::query(ONE)
                 .bind(now)
                 .bind(user_id)
-                .bind(hash)
+                .bind(hash.as_str())
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())),

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{SqlStore, db_err, on_db};
 use crate::domain::time::Millis;
-use crate::domain::{RoleId, TeamId, UserId};
+use crate::domain::{RoleId, TeamId, TokenHash, UserId};
 use crate::service::ports::{InviteRecord, InviteRepo, NewInvite, StoreResult};
 
 /// One `team_invites` row, as `INVITE_COLUMNS` selects it.
@@ -57,7 +57,7 @@ impl InviteRepo for SqlStore {
             .bind(i.team_id)
             .bind(i.email)
             .bind(i.role_id)
-            .bind(i.token_hash)
+            .bind(i.token_hash.as_str())
             .bind(i.invited_by_user_id)
             .bind(i.created_at)
             .bind(i.expires_at)
@@ -67,12 +67,15 @@ impl InviteRepo for SqlStore {
         Ok(id)
     }
 
-    async fn invite_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<InviteRecord>> {
+    async fn invite_by_token_hash(
+        &self,
+        token_hash: &TokenHash,
+    ) -> StoreResult<Option<InviteRecord>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {INVITE_COLUMNS} FROM team_invites WHERE token_hash = $1"
         ));
         let row: Option<InviteRow> = on_db!(&self.db, |pool| sqlx::query_as(sql)
-            .bind(token_hash)
+            .bind(token_hash.as_str())
             .fetch_optional(pool)
             .await)
         .map_err(db_err)?;

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{SqlStore, db_err, on_db};
 use crate::domain::time::Millis;
-use crate::domain::{SessionId, UserId};
+use crate::domain::{SessionId, TokenHash, UserId};
 use crate::service::ports::{MfaRecord, MfaRepo, StepUpRepo, StoreResult};
 
 const DELETE_CODES: &str = "DELETE FROM mfa_recovery_codes WHERE user_id = $1";
@@ -100,7 +100,7 @@ impl MfaRepo for SqlStore {
         user_id: UserId,
         pending_sealed: &str,
         step: i64,
-        recovery_code_hashes: &[String],
+        recovery_code_hashes: &[TokenHash],
         now: Millis,
     ) -> StoreResult<bool> {
         const CONFIRM: &str = "UPDATE user_mfa SET totp_secret_sealed = totp_pending_sealed,
@@ -160,7 +160,7 @@ impl MfaRepo for SqlStore {
     async fn replace_recovery_codes(
         &self,
         user_id: UserId,
-        code_hashes: &[String],
+        code_hashes: &[TokenHash],
         now: Millis,
     ) -> StoreResult<()> {
         on_db!(&self.db, |pool| {
@@ -173,7 +173,7 @@ impl MfaRepo for SqlStore {
     async fn use_recovery_code(
         &self,
         user_id: UserId,
-        code_hash: &str,
+        code_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<bool> {
         const SQL: &str = "UPDATE mfa_recovery_codes SET used_at = $1
@@ -181,7 +181,7 @@ impl MfaRepo for SqlStore {
         let n = on_db!(&self.db, |pool| sqlx::query(SQL)
             .bind(now)
             .bind(user_id)
-            .bind(code_hash)
+            .bind(code_hash.as_str())
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))
