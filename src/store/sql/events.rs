@@ -15,7 +15,15 @@ impl OutboxRepo for SqlStore {
     async fn recent_emails(&self, to: &str, limit: i64) -> StoreResult<Vec<OutboxState>> {
         const SQL: &str = "SELECT kind, status, attempts, last_error, created_at, sent_at
             FROM email_outbox WHERE to_address = $1 ORDER BY id DESC LIMIT $2";
-        type Row = (String, String, i64, Option<String>, Millis, Option<Millis>);
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            kind: String,
+            status: String,
+            attempts: i64,
+            last_error: Option<String>,
+            created_at: Millis,
+            sent_at: Option<Millis>,
+        }
         let rows: Vec<Row> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
             .bind(to)
             .bind(limit)
@@ -24,16 +32,14 @@ impl OutboxRepo for SqlStore {
         .map_err(db_err)?;
         Ok(rows
             .into_iter()
-            .map(
-                |(kind, status, attempts, last_error, created_at, sent_at)| OutboxState {
-                    kind,
-                    status,
-                    attempts,
-                    last_error,
-                    created_at,
-                    sent_at,
-                },
-            )
+            .map(|r| OutboxState {
+                kind: r.kind,
+                status: r.status,
+                attempts: r.attempts,
+                last_error: r.last_error,
+                created_at: r.created_at,
+                sent_at: r.sent_at,
+            })
             .collect())
     }
 
