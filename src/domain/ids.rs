@@ -2,6 +2,12 @@
 //! is expected (nor the arguments of `set_member_role(team, user, role)` swapped). Each is an
 //! `i64` on the wire and in SQL: serde and sqlx see the number (transparent), the OpenAPI
 //! document an `integer` of format `int64`.
+//!
+//! ```compile_fail
+//! use mbpanel_auth::domain::{TeamId, UserId};
+//! fn members_of(_team: TeamId) {}
+//! members_of(UserId(1)); // a user id where a team id belongs does not compile
+//! ```
 
 use std::fmt;
 use std::str::FromStr;
