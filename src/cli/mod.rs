@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::Application;
 use crate::config::{Config, Env};
+use crate::domain::{SessionId, TeamId};
 use crate::store::sql::SqlStore;
 use crate::telemetry;
 
@@ -104,7 +105,7 @@ pub enum TeamCommand {
 #[derive(Subcommand)]
 pub enum RoleCommand {
     /// The roles of a team (built-in and custom) with their permissions.
-    List { team_id: i64 },
+    List { team_id: TeamId },
 }
 
 #[derive(Subcommand)]
@@ -112,7 +113,7 @@ pub enum SessionCommand {
     /// The active sessions of a user.
     List { email: String },
     /// End a session at once (its tokens stop working).
-    Revoke { session_id: i64 },
+    Revoke { session_id: SessionId },
 }
 
 #[derive(Subcommand)]

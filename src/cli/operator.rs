@@ -4,6 +4,7 @@
 use super::{ApprovalsCommand, DecisionArg, RatelimitCommand};
 use crate::app::Services;
 use crate::config::{Config, EphemeralBackend};
+use crate::domain::SessionId;
 use crate::domain::time::rfc3339;
 use crate::service::ClientInfo;
 use crate::service::concurrent::Decision;
@@ -162,7 +163,7 @@ pub async fn csrf_check(services: &Services, cookie: &str, header: &str) -> anyh
     if r.accepted {
         println!(
             "verdict:   accepted for session {}",
-            e.session_id.unwrap_or_default()
+            e.session_id.map(SessionId::get).unwrap_or_default()
         );
     } else {
         println!("verdict:   refused — {}", r.cause);

@@ -3,12 +3,12 @@
 pub mod claims;
 pub mod device;
 pub mod email;
+pub mod ids;
 pub mod password;
 pub mod permissions;
 pub mod text;
 pub mod time;
+pub mod token_hash;
 
-pub type UserId = i64;
-pub type TeamId = i64;
-pub type RoleId = i64;
-pub type SessionId = i64;
+pub use ids::{RoleId, SessionId, TeamId, UserId};
+pub use token_hash::TokenHash;

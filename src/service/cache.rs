@@ -87,11 +87,11 @@ impl Fact {
             return Some(Fact::All);
         }
         let (kind, id) = s.split_once(':')?;
-        let id = id.parse().ok()?;
+        let id: i64 = id.parse().ok()?;
         match kind {
-            "s" => Some(Fact::Session(id)),
-            "u" => Some(Fact::User(id)),
-            "t" => Some(Fact::Team(id)),
+            "s" => Some(Fact::Session(SessionId(id))),
+            "u" => Some(Fact::User(UserId(id))),
+            "t" => Some(Fact::Team(TeamId(id))),
             _ => None,
         }
     }
@@ -258,7 +258,12 @@ mod tests {
 
     #[test]
     fn facts_round_trip() {
-        for f in [Fact::Session(3), Fact::User(4), Fact::Team(5), Fact::All] {
+        for f in [
+            Fact::Session(SessionId(3)),
+            Fact::User(UserId(4)),
+            Fact::Team(TeamId(5)),
+            Fact::All,
+        ] {
             assert_eq!(Fact::decode(&f.encode()), Some(f));
         }
         assert_eq!(Fact::decode("x:1"), None);
@@ -279,21 +284,53 @@ mod tests {
     #[tokio::test]
     async fn caches_only_while_coherent_and_forgets_on_invalidation() {
         let cache = FactCache::default();
-        let load = |name: &'static str| move || async move { Ok(Some(user(1, name))) };
+        let load = |name: &'static str| move || async move { Ok(Some(user(UserId(1), name))) };
         // Not coherent: nothing is kept.
-        cache.user(1, load("a")).await.unwrap();
-        assert_eq!(cache.user(1, load("b")).await.unwrap().unwrap().name, "b");
+        cache.user(UserId(1), load("a")).await.unwrap();
+        assert_eq!(
+            cache
+                .user(UserId(1), load("b"))
+                .await
+                .unwrap()
+                .unwrap()
+                .name,
+            "b"
+        );
 
         cache.set_coherent(true);
-        cache.user(1, load("c")).await.unwrap();
-        assert_eq!(cache.user(1, load("d")).await.unwrap().unwrap().name, "c");
-        cache.invalidate(Fact::User(1));
-        assert_eq!(cache.user(1, load("e")).await.unwrap().unwrap().name, "e");
+        cache.user(UserId(1), load("c")).await.unwrap();
+        assert_eq!(
+            cache
+                .user(UserId(1), load("d"))
+                .await
+                .unwrap()
+                .unwrap()
+                .name,
+            "c"
+        );
+        cache.invalidate(Fact::User(UserId(1)));
+        assert_eq!(
+            cache
+                .user(UserId(1), load("e"))
+                .await
+                .unwrap()
+                .unwrap()
+                .name,
+            "e"
+        );
 
         // Losing the bus drops everything.
         cache.set_coherent(false);
         cache.set_coherent(true);
-        assert_eq!(cache.user(1, load("f")).await.unwrap().unwrap().name, "f");
+        assert_eq!(
+            cache
+                .user(UserId(1), load("f"))
+                .await
+                .unwrap()
+                .unwrap()
+                .name,
+            "f"
+        );
     }
 
     #[tokio::test]
@@ -302,15 +339,15 @@ mod tests {
         cache.set_coherent(true);
         let racing = Arc::clone(&cache);
         cache
-            .user(1, || async move {
+            .user(UserId(1), || async move {
                 // The fact changes while this request reads the old value from SQL.
-                racing.invalidate(Fact::User(1));
-                Ok(Some(user(1, "stale")))
+                racing.invalidate(Fact::User(UserId(1)));
+                Ok(Some(user(UserId(1), "stale")))
             })
             .await
             .unwrap();
         let fresh = cache
-            .user(1, || async { Ok(Some(user(1, "fresh"))) })
+            .user(UserId(1), || async { Ok(Some(user(UserId(1), "fresh"))) })
             .await
             .unwrap();
         assert_eq!(fresh.unwrap().name, "fresh");

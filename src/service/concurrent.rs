@@ -9,7 +9,7 @@ use super::login::PreauthState;
 use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
 use crate::domain::claims::AccessClaims;
 use crate::domain::time::{Millis, ms, rfc3339};
-use crate::domain::{SessionId, UserId};
+use crate::domain::{SessionId, TokenHash, UserId};
 
 /// Undecided requests one user may have at a time; more logins answer 429 (no prompt flood).
 pub const MAX_PENDING_REQUESTS: u32 = 3;
@@ -49,7 +49,7 @@ pub struct ApprovalRequest {
     pub slot: Option<u32>,
     /// The hash of the requesting device when it is (or just became) trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_hash: Option<String>,
+    pub device_hash: Option<TokenHash>,
 }
 
 /// An undecided request, by the token that names it (for `mbpanel-auth approvals list`).
@@ -197,7 +197,7 @@ impl Auth {
             device_hash: state.device_hash.clone(),
         };
         let state_key = keys::concurrent_login_state(&token);
-        let link_key = keys::concurrent_login_link(&tokens::hash_token(&link_token));
+        let link_key = keys::concurrent_login_link(&TokenHash::of(&link_token));
         let unslotted = to_json(&request)?;
         self.store.set(&state_key, &unslotted, ttl).await?;
         // The pre-auth token now waits as long as the request. A racing exchange of the same
@@ -325,7 +325,7 @@ impl Auth {
         if link_token.is_empty() || link_token.len() > 128 {
             return Err(Error::TokenInvalid);
         }
-        let key = keys::concurrent_login_link(&tokens::hash_token(link_token));
+        let key = keys::concurrent_login_link(&TokenHash::of(link_token));
         let token = self.store.take(&key).await?.ok_or(Error::TokenInvalid)?;
         self.decide_as(&token, decision, Decider::EmailLink, client)
             .await

@@ -8,6 +8,7 @@ use crate::domain::claims::AccessClaims;
 use crate::domain::email::Email;
 use crate::domain::password::check_policy;
 use crate::domain::time::ms;
+use crate::domain::{TokenHash, UserId};
 
 /// Reset emails one address may receive per hour.
 const RESET_EMAILS_PER_HOUR: i64 = 5;
@@ -55,7 +56,7 @@ impl Auth {
         let now = self.now_ms();
         let ttl = self.settings.password_reset_ttl;
         self.repo
-            .insert_password_reset(&tokens::hash_token(&token), user.id, now + ms(ttl), now)
+            .insert_password_reset(&TokenHash::of(&token), user.id, now + ms(ttl), now)
             .await?;
         let link = self.link("/reset-password", &token);
         self.queue_email(emails::password_reset(
@@ -91,7 +92,7 @@ impl Auth {
         // refused password does not burn the link).
         let inputs = match self
             .repo
-            .password_reset_user(&tokens::hash_token(token), self.now_ms())
+            .password_reset_user(&TokenHash::of(token), self.now_ms())
             .await?
         {
             Some(user_id) => match self.repo.user_by_id(user_id).await? {
@@ -111,7 +112,7 @@ impl Auth {
         let now = self.now_ms();
         let user_id = self
             .repo
-            .consume_password_reset(&tokens::hash_token(token), now)
+            .consume_password_reset(&TokenHash::of(token), now)
             .await?
             .ok_or(Error::TokenInvalid)?;
         self.repo.set_password_hash(user_id, &hash, now).await?;
@@ -132,7 +133,7 @@ impl Auth {
 
     /// After a new password: outstanding reset links and every trusted device are void (the
     /// next sign-in anywhere needs the emailed code again).
-    async fn credentials_replaced(&self, user_id: i64, now: i64) -> Result<()> {
+    async fn credentials_replaced(&self, user_id: UserId, now: i64) -> Result<()> {
         self.repo.void_password_resets(user_id, now).await?;
         self.repo.distrust_devices(user_id, None, now).await?;
         Ok(())

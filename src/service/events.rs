@@ -75,7 +75,7 @@ impl Auth {
                             };
                             let Ok(value) = serde_json::from_str::<serde_json::Value>(&message) else { continue };
                             let name = value.get("event").and_then(|e| e.as_str()).unwrap_or("message").to_owned();
-                            let ends_this_session = name == "session_revoked" && value.get("session_id").and_then(|s| s.as_i64()) == Some(claims.sid);
+                            let ends_this_session = name == "session_revoked" && value.get("session_id").and_then(|s| s.as_i64()) == Some(claims.sid.get());
                             if tx.send((name, message)).await.is_err() || ends_this_session {
                                 break;
                             }

@@ -9,7 +9,7 @@ use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
 use crate::domain::claims::AccessClaims;
 use crate::domain::email::Email;
 use crate::domain::permissions::TEAM_MEMBERS_INVITE;
-use crate::domain::{RoleId, TeamId};
+use crate::domain::{RoleId, TeamId, TokenHash};
 
 const INVITE_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 
@@ -46,7 +46,7 @@ impl Auth {
                 team_id: inviter.team_id,
                 email: email.as_str(),
                 role_id: role.id,
-                token_hash: &tokens::hash_token(&token),
+                token_hash: &TokenHash::of(&token),
                 invited_by_user_id: inviter.user_id,
                 created_at: now,
                 expires_at: now + INVITE_TTL_MS,
@@ -116,7 +116,7 @@ impl Auth {
         }
         let invite = self
             .repo
-            .invite_by_token_hash(&tokens::hash_token(token))
+            .invite_by_token_hash(&TokenHash::of(token))
             .await?
             .ok_or(Error::TokenInvalid)?;
         let user_id = claims.sub;
@@ -198,7 +198,7 @@ impl Auth {
         }
         let invite = self
             .repo
-            .invite_by_token_hash(&tokens::hash_token(token))
+            .invite_by_token_hash(&TokenHash::of(token))
             .await?
             .filter(|i| {
                 i.accepted_at.is_none() && i.revoked_at.is_none() && i.expires_at > self.now_ms()

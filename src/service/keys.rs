@@ -1,6 +1,6 @@
 //! Names of the ephemeral keys. The guide's operators look for the first four exactly so.
 
-use crate::domain::SessionId;
+use crate::domain::{SessionId, TeamId, TokenHash, UserId};
 
 pub fn preauth(token: &str) -> String {
     format!("preauth:{token}")
@@ -19,13 +19,13 @@ pub fn concurrent_login_state(token: &str) -> String {
 }
 
 /// An emailed approve/deny link, by the hash of its token: names the approval request.
-pub fn concurrent_login_link(link_hash: &str) -> String {
-    format!("concurrent_login:link:{link_hash}")
+pub fn concurrent_login_link(link_hash: &TokenHash) -> String {
+    format!("concurrent_login:link:{}", link_hash.as_str())
 }
 
 /// One of a user's few pending-approval slots (bounded: no prompt or email flood); holds the
 /// approval token and expires with its request.
-pub fn concurrent_login_pending(user_id: i64, slot: u32) -> String {
+pub fn concurrent_login_pending(user_id: UserId, slot: u32) -> String {
     format!("concurrent_login:pending:{user_id}:{slot}")
 }
 
@@ -72,11 +72,11 @@ pub fn rate_limit_audited(limit_key: &str) -> String {
 }
 
 /// Invites created per team, per inviter and per invited address.
-pub fn invites_team(team_id: i64) -> String {
+pub fn invites_team(team_id: TeamId) -> String {
     format!("ratelimit:invites:team:{team_id}")
 }
 
-pub fn invites_inviter(user_id: i64) -> String {
+pub fn invites_inviter(user_id: UserId) -> String {
     format!("ratelimit:invites:inviter:{user_id}")
 }
 
@@ -92,11 +92,11 @@ pub fn registered_notices(email_hash: &str) -> String {
 /// The last failed Virtuozzo sign-in of a team (epoch ms), shown by its status.
 /// Present while a 403 "Missing permission" of this user, team and permission was audited
 /// recently: one audit row per window, however often the request is repeated.
-pub fn permission_refusal_audited(user_id: i64, team_id: i64, permission: &str) -> String {
+pub fn permission_refusal_audited(user_id: UserId, team_id: TeamId, permission: &str) -> String {
     format!("audit:permission_denied:{user_id}:{team_id}:{permission}")
 }
 
-pub fn virtuozzo_refresh_failed(team_id: i64) -> String {
+pub fn virtuozzo_refresh_failed(team_id: TeamId) -> String {
     format!("virtuozzo:refresh_failed:{team_id}")
 }
 
@@ -118,12 +118,12 @@ pub fn ip_bucket(ip: &str) -> String {
 }
 
 /// Wrong emailed codes of one account, across its logins.
-pub fn otp_failures(user_id: i64) -> String {
+pub fn otp_failures(user_id: UserId) -> String {
     format!("ratelimit:otp_failures:{user_id}")
 }
 
 /// Emailed codes sent to one account.
-pub fn otp_emails(user_id: i64) -> String {
+pub fn otp_emails(user_id: UserId) -> String {
     format!("ratelimit:otp_emails:{user_id}")
 }
 
@@ -138,11 +138,11 @@ pub fn verification_resend(email_hash: &str) -> String {
 
 /// The live event streams of one user, and of one of their sessions (bounded sets; one hash
 /// tag, so both live in one Redis Cluster slot).
-pub fn event_streams_of_user(user_id: i64) -> String {
+pub fn event_streams_of_user(user_id: UserId) -> String {
     format!("events:streams:{{user:{user_id}}}")
 }
 
-pub fn event_streams_of_session(user_id: i64, sid: SessionId) -> String {
+pub fn event_streams_of_session(user_id: UserId, sid: SessionId) -> String {
     format!("events:streams:{{user:{user_id}}}:session:{sid}")
 }
 
@@ -152,7 +152,7 @@ pub fn instance(id: &str) -> String {
 }
 
 /// Held while one instance signs a team in to Virtuozzo.
-pub fn virtuozzo_signin_lock(team_id: i64) -> String {
+pub fn virtuozzo_signin_lock(team_id: TeamId) -> String {
     format!("virtuozzo:signin_lock:{team_id}")
 }
 

@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use super::ports::Membership;
 use super::{Auth, ClientInfo, Error, Result, emails, keys, tokens};
-use crate::domain::UserId;
 use crate::domain::email::Email;
 use crate::domain::password::MAX_PASSWORD_CHARS;
 use crate::domain::time::{Millis, ms};
+use crate::domain::{TokenHash, UserId};
 
 /// What `preauth:<token>` holds: a login that passed the password check and may still need
 /// its emailed code. Readable with `redis-cli GET`.
@@ -37,7 +37,7 @@ pub struct PreauthState {
     /// The hash of the trusted device this login came from (or was trusted by its code): a
     /// denied approval ends that trust.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_hash: Option<String>,
+    pub device_hash: Option<TokenHash>,
 }
 
 impl PreauthState {
@@ -115,7 +115,7 @@ impl Auth {
         let now = self.now_ms();
         let presented_device = device_token
             .filter(|t| !t.is_empty() && t.len() <= 128)
-            .map(tokens::hash_token);
+            .map(TokenHash::of);
         let trusted = match &presented_device {
             Some(hash) => self.repo.is_trusted_device(user.id, hash, now).await?,
             None => false,
@@ -320,7 +320,7 @@ impl Auth {
         details: serde_json::Value,
     ) -> Result<OtpOutcome> {
         let device_token = tokens::random_token();
-        let device_hash = tokens::hash_token(&device_token);
+        let device_hash = TokenHash::of(&device_token);
         let verified = PreauthState {
             otp_verified: true,
             otp_digest: None,

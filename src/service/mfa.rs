@@ -3,8 +3,8 @@
 
 use super::second_factor::{self, TOTP_SECRET_FIELD};
 use super::{Auth, ClientInfo, Error, Result, recovery_codes, totp};
-use crate::domain::UserId;
 use crate::domain::time::Millis;
+use crate::domain::{TokenHash, UserId};
 
 /// How long an enrolment waits for its first code.
 const PENDING_TTL_MS: Millis = 15 * 60 * 1000;
@@ -146,7 +146,7 @@ impl Auth {
         let codes: Vec<String> = (0..recovery_codes::COUNT)
             .map(|_| recovery_codes::generate())
             .collect();
-        let hashes: Vec<String> = codes
+        let hashes: Vec<TokenHash> = codes
             .iter()
             .map(|c| recovery_codes::hash(user_id, c))
             .collect();
@@ -205,7 +205,7 @@ impl Auth {
         let codes: Vec<String> = (0..recovery_codes::COUNT)
             .map(|_| recovery_codes::generate())
             .collect();
-        let hashes: Vec<String> = codes
+        let hashes: Vec<TokenHash> = codes
             .iter()
             .map(|c| recovery_codes::hash(user_id, c))
             .collect();

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use super::login::PreauthState;
 use super::{Auth, ClientInfo, Error, Result, emails, tokens};
-use crate::domain::UserId;
 use crate::domain::device::device_name;
 use crate::domain::time::{ms, rfc3339};
+use crate::domain::{TokenHash, UserId};
 
 /// How long a "this wasn't me" link works: long enough for an email read the next day.
 pub const NOT_ME_LINK_TTL: Duration = Duration::from_secs(72 * 3600);
@@ -32,7 +32,7 @@ impl Auth {
     /// Best effort: the session exists already, so a failure here is logged, not returned.
     pub(crate) async fn note_sign_in_device(&self, state: &PreauthState, client: &ClientInfo) {
         if let Err(e) = self.check_sign_in_device(state, client).await {
-            tracing::warn!(event = "new_device_check_failed", user_id = state.user_id, error = %e);
+            tracing::warn!(event = "new_device_check_failed", user_id = state.user_id.get(), error = %e);
         }
     }
 
@@ -72,7 +72,7 @@ impl Auth {
         let token = tokens::random_token();
         self.repo
             .insert_device_alert(
-                &tokens::hash_token(&token),
+                &TokenHash::of(&token),
                 user_id,
                 fingerprint,
                 now,
@@ -113,7 +113,7 @@ impl Auth {
         let now = self.now_ms();
         let (user_id, fingerprint) = self
             .repo
-            .consume_device_alert(&tokens::hash_token(token), now)
+            .consume_device_alert(&TokenHash::of(token), now)
             .await?
             .ok_or(Error::TokenInvalid)?;
         let sessions_ended = self.end_all_sessions(user_id, None, "not_me").await?;

@@ -9,9 +9,9 @@ use serde_json::Value;
 use super::diagnostics::{relative, revoked_reason_words};
 use super::ports::{LinkTokenState, OutboxState, SessionRecord};
 use super::{Auth, ClientInfo, Error, Result, keys, tokens};
-use crate::domain::SessionId;
 use crate::domain::email::Email;
 use crate::domain::time::{Millis, ms, rfc3339};
+use crate::domain::{SessionId, TeamId, UserId};
 
 /// Whose counters: an account (by its normalised email) or a client address.
 pub enum RateLimitSubject {
@@ -76,7 +76,7 @@ pub struct WhyEntry {
 
 /// The answer to "why was I logged out / why can't I log in".
 pub struct WhyReport {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub email: String,
     /// Standing problems of the account (deleted, unverified), each with its fix.
     pub standing: Vec<(String, &'static str)>,
@@ -87,7 +87,7 @@ pub struct WhyReport {
 }
 
 pub struct TeamStanding {
-    pub team_id: i64,
+    pub team_id: TeamId,
     pub team_name: String,
     pub role_name: String,
     pub permissions: Vec<String>,

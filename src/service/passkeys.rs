@@ -17,8 +17,8 @@ use webauthn_rs::prelude::{
 use super::login::{OtpOutcome, PreauthState};
 use super::ports::PasskeyRecord;
 use super::{Auth, ClientInfo, Error, Result, keys, tokens};
-use crate::domain::UserId;
 use crate::domain::claims::AccessClaims;
+use crate::domain::{TokenHash, UserId};
 
 /// How long a registration ceremony may take.
 pub const REGISTRATION_TTL: Duration = Duration::from_secs(300);
@@ -65,7 +65,7 @@ struct PendingLogin {
 
 /// The opaque handle of a WebAuthn user: stable per account, no personal data.
 fn user_handle(user_id: UserId) -> Uuid {
-    Uuid::from_u64_pair(0x6d62_7061_6e65_6c00, user_id as u64)
+    Uuid::from_u64_pair(0x6d62_7061_6e65_6c00, user_id.get() as u64)
 }
 
 fn credential_id(p: &Passkey) -> Result<String> {
@@ -402,7 +402,7 @@ impl Auth {
         let verified = PreauthState {
             otp_verified: true,
             otp_digest: None,
-            device_hash: Some(tokens::hash_token(&device_token)),
+            device_hash: Some(TokenHash::of(&device_token)),
             ..state.clone()
         };
         let key = keys::preauth(preauth_token);

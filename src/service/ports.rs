@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use crate::domain::time::Millis;
-use crate::domain::{RoleId, SessionId, TeamId, UserId};
+use crate::domain::{RoleId, SessionId, TeamId, TokenHash, UserId};
 
 /// A failure of a store. `Unavailable` is a dependency that is down or too slow: the service
 /// fails closed with 503 and recovers when it returns.
@@ -245,7 +245,7 @@ pub trait VerificationRepo: Send + Sync {
     /// Stores the hash of a password-reset token.
     async fn insert_password_reset(
         &self,
-        token_hash: &str,
+        token_hash: &TokenHash,
         user_id: UserId,
         expires_at: Millis,
         now: Millis,
@@ -253,13 +253,13 @@ pub trait VerificationRepo: Send + Sync {
     /// The user of an unused, unexpired reset token (read only: the token stays usable).
     async fn password_reset_user(
         &self,
-        token_hash: &str,
+        token_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<Option<UserId>>;
     /// Marks an unused, unexpired reset token used; its user.
     async fn consume_password_reset(
         &self,
-        token_hash: &str,
+        token_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<Option<UserId>>;
     /// Voids every unused reset token of the user (after a password change or reset).
@@ -385,7 +385,7 @@ pub struct NewInvite<'a> {
     pub team_id: TeamId,
     pub email: &'a str,
     pub role_id: RoleId,
-    pub token_hash: &'a str,
+    pub token_hash: &'a TokenHash,
     pub invited_by_user_id: UserId,
     pub created_at: Millis,
     pub expires_at: Millis,
@@ -394,7 +394,10 @@ pub struct NewInvite<'a> {
 #[async_trait]
 pub trait InviteRepo: Send + Sync {
     async fn create_invite(&self, invite: &NewInvite<'_>) -> StoreResult<i64>;
-    async fn invite_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<InviteRecord>>;
+    async fn invite_by_token_hash(
+        &self,
+        token_hash: &TokenHash,
+    ) -> StoreResult<Option<InviteRecord>>;
     async fn team_invites(&self, team_id: TeamId) -> StoreResult<Vec<InviteRecord>>;
     /// Marks a usable invite accepted and adds the member with the invite's role, atomically.
     /// The team and role when it was usable.
@@ -442,13 +445,13 @@ pub trait DeviceRepo: Send + Sync {
     async fn is_trusted_device(
         &self,
         user_id: UserId,
-        device_hash: &str,
+        device_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<bool>;
     async fn trust_device(
         &self,
         user_id: UserId,
-        device_hash: &str,
+        device_hash: &TokenHash,
         user_agent: Option<&str>,
         now: Millis,
         expires_at: Millis,
@@ -470,7 +473,7 @@ pub trait DeviceRepo: Send + Sync {
     async fn distrust_devices(
         &self,
         user_id: UserId,
-        device_hash: Option<&str>,
+        device_hash: Option<&TokenHash>,
         now: Millis,
     ) -> StoreResult<()>;
 }
@@ -502,7 +505,7 @@ pub trait DeviceHistoryRepo: Send + Sync {
     async fn forget_device(&self, user_id: UserId, fingerprint: &str) -> StoreResult<()>;
     async fn insert_device_alert(
         &self,
-        token_hash: &str,
+        token_hash: &TokenHash,
         user_id: UserId,
         fingerprint: &str,
         now: Millis,
@@ -511,7 +514,7 @@ pub trait DeviceHistoryRepo: Send + Sync {
     /// Marks the link used, once, if unexpired: its user and device.
     async fn consume_device_alert(
         &self,
-        token_hash: &str,
+        token_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<Option<(UserId, String)>>;
 }
@@ -654,7 +657,7 @@ pub trait MfaRepo: Send + Sync {
         user_id: UserId,
         pending_sealed: &str,
         step: i64,
-        recovery_code_hashes: &[String],
+        recovery_code_hashes: &[TokenHash],
         now: Millis,
     ) -> StoreResult<bool>;
     /// Records `step` as used if it is later than the last used one, atomically: true once per
@@ -666,14 +669,14 @@ pub trait MfaRepo: Send + Sync {
     async fn replace_recovery_codes(
         &self,
         user_id: UserId,
-        code_hashes: &[String],
+        code_hashes: &[TokenHash],
         now: Millis,
     ) -> StoreResult<()>;
     /// Marks an unused recovery code used; true once per code.
     async fn use_recovery_code(
         &self,
         user_id: UserId,
-        code_hash: &str,
+        code_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<bool>;
 }

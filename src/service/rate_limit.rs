@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::{Auth, ClientInfo, Error, Result, keys, tokens};
+use crate::domain::UserId;
 
 pub struct LoginAttempt {
     account_key: String,
@@ -144,7 +145,7 @@ impl Auth {
 
     /// The per-account cap on wrong codes, checked before a code is verified (a pre-auth
     /// token's own attempts are not enough: several logins could be opened in parallel).
-    pub(crate) async fn check_otp_failures(&self, user_id: i64) -> Result<()> {
+    pub(crate) async fn check_otp_failures(&self, user_id: UserId) -> Result<()> {
         if let Some(failures) = self.store.get(&keys::otp_failures(user_id)).await?
             && failures.parse::<i64>().unwrap_or(0) >= OTP_FAILURES_PER_ACCOUNT
         {
@@ -160,7 +161,7 @@ impl Auth {
 
     /// Before emailing a code: refuse while the account has seen too many wrong codes or been
     /// sent too many codes in the window (brute force across fresh logins, email floods).
-    pub(crate) async fn allow_otp_email(&self, user_id: i64) -> Result<()> {
+    pub(crate) async fn allow_otp_email(&self, user_id: UserId) -> Result<()> {
         self.check_otp_failures(user_id).await?;
         let (sent, left) = self
             .store
@@ -174,7 +175,7 @@ impl Auth {
 
     /// Takes one code attempt from the account's window before the code is compared; past
     /// the cap the answer is 429 without looking at the code.
-    pub(crate) async fn reserve_otp_attempt(&self, user_id: i64) -> Result<()> {
+    pub(crate) async fn reserve_otp_attempt(&self, user_id: UserId) -> Result<()> {
         let key = keys::otp_failures(user_id);
         let (count, left) = self.store.increment(&key, 1, OTP_WINDOW).await?;
         if count > OTP_FAILURES_PER_ACCOUNT {
@@ -185,7 +186,7 @@ impl Auth {
     }
 
     /// A right code gives its reserved attempt back (never below zero).
-    pub(crate) async fn release_otp_attempt(&self, user_id: i64) -> Result<()> {
+    pub(crate) async fn release_otp_attempt(&self, user_id: UserId) -> Result<()> {
         let key = keys::otp_failures(user_id);
         let (count, _) = self.store.increment(&key, -1, OTP_WINDOW).await?;
         if count < 0 {

@@ -2,7 +2,7 @@
 //! (bound to the user). Their entropy makes a plain hash safe: nothing to brute-force.
 
 use super::tokens;
-use crate::domain::UserId;
+use crate::domain::{TokenHash, UserId};
 
 pub const COUNT: usize = 10;
 /// Crockford-style alphabet without look-alikes (no i, l, o, u).
@@ -39,8 +39,8 @@ pub fn well_formed(code: &str) -> bool {
 }
 
 /// The stored form.
-pub fn hash(user_id: UserId, code: &str) -> String {
-    tokens::hash_token(&format!("mbpanel-recovery:{user_id}:{}", normalise(code)))
+pub fn hash(user_id: UserId, code: &str) -> TokenHash {
+    TokenHash::of(&format!("mbpanel-recovery:{user_id}:{}", normalise(code)))
 }
 
 #[cfg(test)]
@@ -53,8 +53,15 @@ mod tests {
         assert_eq!(a.len(), 19);
         assert!(well_formed(&a));
         assert_ne!(a, generate());
-        assert_eq!(hash(1, &a), hash(1, &a.to_uppercase().replace('-', " ")));
-        assert_ne!(hash(1, &a), hash(2, &a), "bound to the user");
+        assert_eq!(
+            hash(UserId(1), &a),
+            hash(UserId(1), &a.to_uppercase().replace('-', " "))
+        );
+        assert_ne!(
+            hash(UserId(1), &a),
+            hash(UserId(2), &a),
+            "bound to the user"
+        );
         assert!(!well_formed("123456"));
         assert!(!well_formed("iiii-iiii-iiii-iiii"));
     }

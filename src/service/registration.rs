@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::{Auth, ClientInfo, Error, Result, emails, keys, password_strength, tokens};
+use crate::domain::UserId;
 use crate::domain::email::Email;
 use crate::domain::time::ms;
 
@@ -80,7 +81,7 @@ impl Auth {
         }
     }
 
-    async fn send_verification(&self, user_id: i64, email: &str, name: &str) -> Result<()> {
+    async fn send_verification(&self, user_id: UserId, email: &str, name: &str) -> Result<()> {
         let token = tokens::random_token();
         let now = self.now_ms();
         let ttl = self.settings.email_verification_ttl;

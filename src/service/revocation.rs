@@ -40,7 +40,7 @@ impl Auth {
         // Not fatal: the revocation is in SQL; an instance whose bus is down reads SQL, and
         // one that missed the message drops its copy within a second (`sync_revocations`).
         if let Err(e) = self.facts_changed(&[Fact::Session(sid)]).await {
-            tracing::warn!(event = "revocation_publish_failed", session_id = sid, error = %e);
+            tracing::warn!(event = "revocation_publish_failed", session_id = sid.get(), error = %e);
         }
         let mut mirror: Vec<(String, std::time::Duration)> = extra_jtis
             .iter()

@@ -502,7 +502,7 @@ impl Auth {
         claims: &RefreshClaims,
         client: &ClientInfo,
     ) -> Result<IssuedTokens> {
-        tracing::warn!(event = "refresh_token_reuse", session_id = claims.sid);
+        tracing::warn!(event = "refresh_token_reuse", session_id = claims.sid.get());
         self.revoke_session(
             claims.sid,
             "refresh_token_reuse",

@@ -54,8 +54,8 @@ pub fn random_otp_code() -> String {
     }
 }
 
-/// SHA-256 of a stored reference token (reset links, invites, device ids): the database never
-/// holds a usable token.
+/// Hex SHA-256 of a value that must not appear in a key name (an email address). A token that
+/// is stored is hashed as a `TokenHash` instead.
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -359,6 +359,7 @@ fn check_expiry(exp: i64, now: i64) -> Result<(), TokenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{TeamId, UserId};
 
     fn keys() -> TokenKeys {
         TokenKeys::new(&SecretBytes::new(vec![7u8; 32]), None)
@@ -366,10 +367,10 @@ mod tests {
 
     fn access(exp: i64) -> AccessClaims {
         AccessClaims {
-            sub: 1,
-            team_id: 1,
+            sub: UserId(1),
+            team_id: TeamId(1),
             role: "Owner".into(),
-            sid: 9,
+            sid: SessionId(9),
             jti: random_jti(),
             iat: exp - 900,
             exp,
@@ -382,7 +383,7 @@ mod tests {
         let k = keys();
         let now = crate::domain::time::now_ms() / 1000;
         let t = k.sign_access(&access(now + 60));
-        assert_eq!(k.verify_access(&t, now).unwrap().sid, 9);
+        assert_eq!(k.verify_access(&t, now).unwrap().sid, SessionId(9));
         assert_eq!(
             jsonwebtoken::decode_header(&t).unwrap().kid.as_deref(),
             Some(k.kid())
@@ -417,24 +418,27 @@ mod tests {
     #[test]
     fn csrf_is_bound_to_session_and_expiry() {
         let k = keys();
-        let t = k.csrf_token(5, 2_000, "n");
-        assert!(k.verify_csrf(&t, &t, 5, 1_000));
-        assert!(!k.verify_csrf(&t, &t, 6, 1_000));
-        assert!(!k.verify_csrf(&t, &t, 5, 3_000));
+        let t = k.csrf_token(SessionId(5), 2_000, "n");
+        assert!(k.verify_csrf(&t, &t, SessionId(5), 1_000));
+        assert!(!k.verify_csrf(&t, &t, SessionId(6), 1_000));
+        assert!(!k.verify_csrf(&t, &t, SessionId(5), 3_000));
         let forged = "5.2000.n.AAAA";
-        assert!(!k.verify_csrf(forged, forged, 5, 1_000));
+        assert!(!k.verify_csrf(forged, forged, SessionId(5), 1_000));
     }
 
     #[test]
     fn csrf_explanation_takes_the_pair_apart() {
         let k = keys();
-        let t = k.csrf_token(5, 2_000, "n");
+        let t = k.csrf_token(SessionId(5), 2_000, "n");
         let e = k.explain_csrf(&t, &t);
         assert!(e.equal && e.signature_ok);
-        assert_eq!((e.session_id, e.expires_at), (Some(5), Some(2_000)));
+        assert_eq!(
+            (e.session_id, e.expires_at),
+            (Some(SessionId(5)), Some(2_000))
+        );
         assert!(!k.explain_csrf(&t, "other").equal);
         let other = TokenKeys::new(&SecretBytes::new(vec![8u8; 32]), None);
-        let foreign = other.csrf_token(5, 2_000, "n");
+        let foreign = other.csrf_token(SessionId(5), 2_000, "n");
         assert!(!k.explain_csrf(&foreign, &foreign).signature_ok);
         assert_eq!(k.explain_csrf("garbage", "garbage").session_id, None);
     }

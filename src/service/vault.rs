@@ -110,14 +110,17 @@ mod tests {
     #[test]
     fn round_trip_bound_to_team_and_field() {
         let vault = CredentialVault::new(Some(&SecretBytes::new(vec![9u8; 32]))).unwrap();
-        let sealed = vault.seal(7, "password", "hunter2").unwrap();
+        let sealed = vault.seal(TeamId(7), "password", "hunter2").unwrap();
         assert!(!sealed.contains("hunter2"));
-        assert_eq!(vault.open(7, "password", &sealed).unwrap(), "hunter2");
-        assert!(vault.open(8, "password", &sealed).is_err());
-        assert!(vault.open(7, "session", &sealed).is_err());
+        assert_eq!(
+            vault.open(TeamId(7), "password", &sealed).unwrap(),
+            "hunter2"
+        );
+        assert!(vault.open(TeamId(8), "password", &sealed).is_err());
+        assert!(vault.open(TeamId(7), "session", &sealed).is_err());
         assert_ne!(
             sealed,
-            vault.seal(7, "password", "hunter2").unwrap(),
+            vault.seal(TeamId(7), "password", "hunter2").unwrap(),
             "a fresh nonce each time"
         );
     }
@@ -126,21 +129,27 @@ mod tests {
     fn user_secrets_are_bound_to_the_user() {
         let vault = CredentialVault::for_mfa(Some(&SecretBytes::new(vec![3u8; 32]))).unwrap();
         let sealed = vault
-            .seal_for_user(5, "totp_secret", "JBSWY3DPEHPK3PXP")
+            .seal_for_user(UserId(5), "totp_secret", "JBSWY3DPEHPK3PXP")
             .unwrap();
         assert!(!sealed.contains("JBSWY3DPEHPK3PXP"));
         assert_eq!(
-            vault.open_for_user(5, "totp_secret", &sealed).unwrap(),
+            vault
+                .open_for_user(UserId(5), "totp_secret", &sealed)
+                .unwrap(),
             "JBSWY3DPEHPK3PXP"
         );
-        assert!(vault.open_for_user(6, "totp_secret", &sealed).is_err());
         assert!(
-            vault.open(5, "totp_secret", &sealed).is_err(),
+            vault
+                .open_for_user(UserId(6), "totp_secret", &sealed)
+                .is_err()
+        );
+        assert!(
+            vault.open(TeamId(5), "totp_secret", &sealed).is_err(),
             "not a team's"
         );
         let unset = CredentialVault::for_mfa(None).unwrap();
         assert!(matches!(
-            unset.seal_for_user(5, "totp_secret", "x"),
+            unset.seal_for_user(UserId(5), "totp_secret", "x"),
             Err(Error::MfaNotConfigured)
         ));
     }
@@ -149,7 +158,7 @@ mod tests {
     fn without_a_key_it_is_not_configured() {
         let vault = CredentialVault::new(None).unwrap();
         assert!(matches!(
-            vault.seal(1, "password", "x"),
+            vault.seal(TeamId(1), "password", "x"),
             Err(Error::VirtuozzoNotConfigured)
         ));
     }

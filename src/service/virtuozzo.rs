@@ -4,10 +4,10 @@
 use super::ports::Membership;
 use super::rbac::TeamAccess;
 use super::{Auth, ClientInfo, Error, Result, keys};
-use crate::domain::TeamId;
 use crate::domain::email::Email;
 use crate::domain::permissions::OWNER_ROLE;
 use crate::domain::time::{Millis, ms};
+use crate::domain::{TeamId, UserId};
 
 const PASSWORD_FIELD: &str = "vz_password";
 const SESSION_FIELD: &str = "vz_session_key";
@@ -122,7 +122,7 @@ impl Auth {
     /// still answers 503 "Virtuozzo session refresh failed".
     pub(crate) async fn ensure_virtuozzo_session(
         &self,
-        user_id: i64,
+        user_id: UserId,
         membership: &Membership,
         client: &ClientInfo,
     ) -> Result<()> {
@@ -152,7 +152,7 @@ impl Auth {
     async fn sign_in_to_virtuozzo(
         &self,
         team_id: TeamId,
-        user_id: i64,
+        user_id: UserId,
         client: &ClientInfo,
     ) -> Result<Millis> {
         let lock = keys::virtuozzo_signin_lock(team_id);
@@ -179,7 +179,7 @@ impl Auth {
     async fn sign_in_now(
         &self,
         team_id: TeamId,
-        user_id: i64,
+        user_id: UserId,
         client: &ClientInfo,
     ) -> Result<Millis> {
         let record = self
@@ -230,7 +230,7 @@ impl Auth {
                 Ok(expires_at)
             }
             Err(reason) => {
-                tracing::warn!(event = "virtuozzo_refresh_failed", team_id, %reason);
+                tracing::warn!(event = "virtuozzo_refresh_failed", team_id = team_id.get(), %reason);
                 self.store
                     .set(
                         &keys::virtuozzo_refresh_failed(team_id),

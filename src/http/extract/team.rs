@@ -9,6 +9,7 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 
 use super::AuthSession;
+use crate::domain::TeamId;
 use crate::domain::permissions as slug;
 use crate::http::AppState;
 use crate::service::Error;
@@ -66,7 +67,7 @@ impl<R: Requirement> FromRequestParts<AppState> for TeamGuard<R> {
             .map_err(|e| Error::BadRequest(format!("Invalid path parameter: {}", e.body_text())))?;
         let team_id = params
             .get("team_id")
-            .and_then(|t| t.parse::<i64>().ok())
+            .and_then(|t| t.parse::<TeamId>().ok())
             .ok_or_else(|| {
                 Error::BadRequest("Invalid path parameter: team id must be an integer".into())
             })?;

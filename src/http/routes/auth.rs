@@ -337,11 +337,11 @@ pub async fn session_exchange(
         access_expires_in: t.access_expires_in,
         refresh_expires_in: t.refresh_expires_in,
         team: IdName {
-            id: m.team_id,
+            id: m.team_id.get(),
             name: &m.team_name,
         },
         role: IdName {
-            id: m.role_id,
+            id: m.role_id.get(),
             name: &m.role_name,
         },
     };
@@ -419,11 +419,11 @@ pub async fn me(State(s): State<AppState>, session: AuthSession) -> Result<Respo
             email_verified_at: p.user.email_verified_at.map(rfc3339),
         },
         team: IdName {
-            id: p.access.team_id,
+            id: p.access.team_id.get(),
             name: &p.access.team_name,
         },
         role: IdName {
-            id: p.access.role_id,
+            id: p.access.role_id.get(),
             name: &p.access.role_name,
         },
         permissions: &p.access.permissions,

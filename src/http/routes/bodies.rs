@@ -3,6 +3,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::TeamId;
 use crate::service::ports::Membership;
 
 /// An answer that is only a message.
@@ -19,6 +20,7 @@ impl Detail {
 }
 
 /// A team or role by id and name.
+// One schema for both kinds, so `id` is the bare number (`TeamId::get`, `RoleId::get`).
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdName<'a> {
@@ -30,7 +32,8 @@ pub struct IdName<'a> {
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TeamSummary<'a> {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: TeamId,
     pub name: &'a str,
     #[schema(examples("Owner", "Admin", "Member", "Viewer"))]
     pub role: &'a str,

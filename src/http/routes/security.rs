@@ -5,6 +5,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::UserId;
 use crate::domain::time::rfc3339;
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, Client, TeamGuard};
@@ -58,7 +59,8 @@ pub async fn not_me(
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberWithoutMfa {
-    id: i64,
+    #[schema(value_type = i64)]
+    id: UserId,
     email: String,
 }
 

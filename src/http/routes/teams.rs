@@ -180,7 +180,7 @@ pub async fn list_members(
             email: &m.email,
             name: &m.name,
             role: IdName {
-                id: m.role_id,
+                id: m.role_id.get(),
                 name: &m.role_name,
             },
         })
@@ -740,10 +740,10 @@ pub struct AuditEntry {
     /// Who did it (null for the system).
     #[schema(required = true)]
     actor: Option<Actor>,
-    #[schema(required = true)]
-    user_id: Option<i64>,
-    #[schema(required = true)]
-    team_id: Option<i64>,
+    #[schema(value_type = Option<i64>, required = true)]
+    user_id: Option<UserId>,
+    #[schema(value_type = Option<i64>, required = true)]
+    team_id: Option<TeamId>,
     #[schema(required = true)]
     ip_address: Option<String>,
     #[schema(required = true)]
@@ -755,7 +755,8 @@ pub struct AuditEntry {
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Actor {
-    id: i64,
+    #[schema(value_type = i64)]
+    id: UserId,
     #[schema(required = true)]
     email: Option<String>,
 }

@@ -11,6 +11,7 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::UserId;
 use crate::domain::time::{ms, rfc3339};
 use crate::http::AppState;
 use crate::http::cookies::DEVICE_COOKIE;
@@ -220,7 +221,8 @@ pub struct ProfileChange {
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUser {
-    id: i64,
+    #[schema(value_type = i64)]
+    id: UserId,
     email: String,
     name: String,
 }

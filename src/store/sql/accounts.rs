@@ -3,17 +3,33 @@
 use async_trait::async_trait;
 
 use super::{SqlStore, db_err, on_db};
-use crate::domain::UserId;
 use crate::domain::permissions::OWNER_ROLE;
 use crate::domain::time::Millis;
+use crate::domain::{TeamId, TokenHash, UserId};
 use crate::service::ports::{
     DeviceRepo, StoreResult, TrustedDeviceRecord, UserRecord, UserRepo, VerificationRepo,
 };
 
-type UserRow = (i64, String, String, String, Option<i64>, Option<i64>);
+/// One `users` row, as `USER_COLUMNS` selects it.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: UserId,
+    email: String,
+    name: String,
+    password_hash: String,
+    email_verified_at: Option<Millis>,
+    deleted_at: Option<Millis>,
+}
 
 fn user(row: UserRow) -> UserRecord {
-    let (id, email, name, password_hash, email_verified_at, deleted_at) = row;
+    let UserRow {
+        id,
+        email,
+        name,
+        password_hash,
+        email_verified_at,
+        deleted_at,
+    } = row;
     UserRecord {
         id,
         email,
@@ -46,7 +62,7 @@ impl UserRepo for SqlStore {
             SELECT $1, $2, id, $3 FROM roles WHERE team_id IS NULL AND name = $4";
         on_db!(&self.db, |pool| {
             let mut tx = pool.begin().await.map_err(db_err)?;
-            let id: Option<(i64,)> = sqlx::query_as(INSERT_USER)
+            let id: Option<(UserId,)> = sqlx::query_as(INSERT_USER)
                 .bind(email)
                 .bind(name)
                 .bind(password_hash)
@@ -57,7 +73,7 @@ impl UserRepo for SqlStore {
             let Some((user_id,)) = id else {
                 return Ok(None);
             };
-            let (team_id,): (i64,) = sqlx::query_as(INSERT_TEAM)
+            let (team_id,): (TeamId,) = sqlx::query_as(INSERT_TEAM)
                 .bind(team_name)
                 .bind(user_id)
                 .bind(now)
@@ -155,14 +171,14 @@ impl UserRepo for SqlStore {
 impl VerificationRepo for SqlStore {
     async fn insert_password_reset(
         &self,
-        token_hash: &str,
+        token_hash: &TokenHash,
         user_id: UserId,
         expires_at: Millis,
         now: Millis,
     ) -> StoreResult<()> {
         const SQL: &str = "INSERT INTO password_reset_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
         on_db!(&self.db, |pool| sqlx::query(SQL)
-            .bind(token_hash)
+            .bind(token_hash.as_str())
             .bind(user_id)
             .bind(now)
             .bind(expires_at)
@@ -175,13 +191,13 @@ impl VerificationRepo for SqlStore {
 
     async fn password_reset_user(
         &self,
-        token_hash: &str,
+        token_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<Option<UserId>> {
         const SQL: &str = "SELECT user_id FROM password_reset_tokens
             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2";
-        let row: Option<(i64,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
-            .bind(token_hash)
+        let row: Option<(UserId,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(token_hash.as_str())
             .bind(now)
             .fetch_optional(pool)
             .await)
@@ -191,14 +207,14 @@ impl VerificationRepo for SqlStore {
 
     async fn consume_password_reset(
         &self,
-        token_hash: &str,
+        token_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<Option<UserId>> {
         const SQL: &str = "UPDATE password_reset_tokens SET used_at = $1
             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id";
-        let row: Option<(i64,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+        let row: Option<(UserId,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
             .bind(now)
-            .bind(token_hash)
+            .bind(token_hash.as_str())
             .fetch_optional(pool)
             .await)
         .map_err(db_err)?;
@@ -235,7 +251,7 @@ impl VerificationRepo for SqlStore {
         const VERIFY_USER: &str = "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1), updated_at = $1 WHERE id = $2";
         on_db!(&self.db, |pool| {
             let mut tx = pool.begin().await.map_err(db_err)?;
-            let used: Option<(i64,)> = sqlx::query_as(USE_TOKEN)
+            let used: Option<(UserId,)> = sqlx::query_as(USE_TOKEN)
                 .bind(now)
                 .bind(token)
                 .fetch_optional(&mut *tx)
@@ -274,7 +290,7 @@ impl DeviceRepo for SqlStore {
     async fn is_trusted_device(
         &self,
         user_id: UserId,
-        device_hash: &str,
+        device_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<bool> {
         const SQL: &str = "UPDATE trusted_devices SET last_used_at = $1
@@ -282,7 +298,7 @@ impl DeviceRepo for SqlStore {
         let row: Option<(i64,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
             .bind(now)
             .bind(user_id)
-            .bind(device_hash)
+            .bind(device_hash.as_str())
             .fetch_optional(pool)
             .await)
         .map_err(db_err)?;
@@ -292,7 +308,7 @@ impl DeviceRepo for SqlStore {
     async fn trust_device(
         &self,
         user_id: UserId,
-        device_hash: &str,
+        device_hash: &TokenHash,
         user_agent: Option<&str>,
         now: Millis,
         expires_at: Millis,
@@ -302,7 +318,7 @@ impl DeviceRepo for SqlStore {
             ON CONFLICT (user_id, device_hash) DO UPDATE SET last_used_at = excluded.last_used_at, expires_at = excluded.expires_at";
         on_db!(&self.db, |pool| sqlx::query(SQL)
             .bind(user_id)
-            .bind(device_hash)
+            .bind(device_hash.as_str())
             .bind(user_agent)
             .bind(now)
             .bind(expires_at)
@@ -367,7 +383,7 @@ impl DeviceRepo for SqlStore {
     async fn distrust_devices(
         &self,
         user_id: UserId,
-        device_hash: Option<&str>,
+        device_hash: Option<&TokenHash>,
         now: Millis,
     ) -> StoreResult<()> {
         const ONE: &str = "UPDATE trusted_devices SET expires_at = $1
@@ -378,7 +394,7 @@ impl DeviceRepo for SqlStore {
             Some(hash) => on_db!(&self.db, |pool| sqlx::query(ONE)
                 .bind(now)
                 .bind(user_id)
-                .bind(hash)
+                .bind(hash.as_str())
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())),

@@ -15,7 +15,15 @@ impl OutboxRepo for SqlStore {
     async fn recent_emails(&self, to: &str, limit: i64) -> StoreResult<Vec<OutboxState>> {
         const SQL: &str = "SELECT kind, status, attempts, last_error, created_at, sent_at
             FROM email_outbox WHERE to_address = $1 ORDER BY id DESC LIMIT $2";
-        type Row = (String, String, i64, Option<String>, Millis, Option<Millis>);
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            kind: String,
+            status: String,
+            attempts: i64,
+            last_error: Option<String>,
+            created_at: Millis,
+            sent_at: Option<Millis>,
+        }
         let rows: Vec<Row> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
             .bind(to)
             .bind(limit)
@@ -24,16 +32,14 @@ impl OutboxRepo for SqlStore {
         .map_err(db_err)?;
         Ok(rows
             .into_iter()
-            .map(
-                |(kind, status, attempts, last_error, created_at, sent_at)| OutboxState {
-                    kind,
-                    status,
-                    attempts,
-                    last_error,
-                    created_at,
-                    sent_at,
-                },
-            )
+            .map(|r| OutboxState {
+                kind: r.kind,
+                status: r.status,
+                attempts: r.attempts,
+                last_error: r.last_error,
+                created_at: r.created_at,
+                sent_at: r.sent_at,
+            })
             .collect())
     }
 
@@ -175,21 +181,23 @@ impl OutboxRepo for SqlStore {
     }
 }
 
-type AuditRow = (
-    i64,
-    i64,
-    String,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    String,
-);
+/// One `audit_log` row with its actor's email (`actor_email`).
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: i64,
+    at: Millis,
+    event: String,
+    actor_user_id: Option<UserId>,
+    actor_email: Option<String>,
+    user_id: Option<UserId>,
+    team_id: Option<TeamId>,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    details: String,
+}
 
 fn audit_record(row: AuditRow) -> AuditRecord {
-    let (
+    let AuditRow {
         id,
         at,
         event,
@@ -200,7 +208,7 @@ fn audit_record(row: AuditRow) -> AuditRecord {
         ip_address,
         user_agent,
         details,
-    ) = row;
+    } = row;
     AuditRecord {
         id,
         at,
@@ -223,7 +231,7 @@ impl AuditRepo for SqlStore {
         before_id: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>> {
-        const SQL: &str = "SELECT a.id, a.at, a.event, a.actor_user_id, u.email, a.user_id, a.team_id, a.ip_address, a.user_agent, a.details
+        const SQL: &str = "SELECT a.id, a.at, a.event, a.actor_user_id, u.email AS actor_email, a.user_id, a.team_id, a.ip_address, a.user_agent, a.details
             FROM audit_log a LEFT JOIN users u ON u.id = a.actor_user_id
             WHERE a.user_id = $1 AND a.id < $2 ORDER BY a.id DESC LIMIT $3";
         let before = before_id.unwrap_or(i64::MAX);
@@ -243,7 +251,7 @@ impl AuditRepo for SqlStore {
         before_id: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>> {
-        const SQL: &str = "SELECT a.id, a.at, a.event, a.actor_user_id, u.email, a.user_id, a.team_id, a.ip_address, a.user_agent, a.details
+        const SQL: &str = "SELECT a.id, a.at, a.event, a.actor_user_id, u.email AS actor_email, a.user_id, a.team_id, a.ip_address, a.user_agent, a.details
             FROM audit_log a LEFT JOIN users u ON u.id = a.actor_user_id
             WHERE (a.team_id = $1 OR (a.team_id IS NULL AND a.event IN ('login_failed', 'login_rate_limited', 'refresh_token_reuse', 'user_deleted', 'user_restored')
                    AND EXISTS (SELECT 1 FROM team_members tm WHERE tm.team_id = $1 AND tm.user_id = a.user_id AND tm.created_at <= a.at)))

@@ -4,23 +4,25 @@ use async_trait::async_trait;
 
 use super::{SqlStore, db_err, on_db};
 use crate::domain::time::Millis;
-use crate::domain::{RoleId, TeamId, UserId};
+use crate::domain::{RoleId, TeamId, TokenHash, UserId};
 use crate::service::ports::{InviteRecord, InviteRepo, NewInvite, StoreResult};
 
-type InviteRow = (
-    i64,
-    i64,
-    String,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
-);
+/// One `team_invites` row, as `INVITE_COLUMNS` selects it.
+#[derive(sqlx::FromRow)]
+struct InviteRow {
+    id: i64,
+    team_id: TeamId,
+    email: String,
+    role_id: RoleId,
+    invited_by_user_id: UserId,
+    created_at: Millis,
+    expires_at: Millis,
+    accepted_at: Option<Millis>,
+    revoked_at: Option<Millis>,
+}
 
 fn invite(row: InviteRow) -> InviteRecord {
-    let (
+    let InviteRow {
         id,
         team_id,
         email,
@@ -30,7 +32,7 @@ fn invite(row: InviteRow) -> InviteRecord {
         expires_at,
         accepted_at,
         revoked_at,
-    ) = row;
+    } = row;
     InviteRecord {
         id,
         team_id,
@@ -55,7 +57,7 @@ impl InviteRepo for SqlStore {
             .bind(i.team_id)
             .bind(i.email)
             .bind(i.role_id)
-            .bind(i.token_hash)
+            .bind(i.token_hash.as_str())
             .bind(i.invited_by_user_id)
             .bind(i.created_at)
             .bind(i.expires_at)
@@ -65,12 +67,15 @@ impl InviteRepo for SqlStore {
         Ok(id)
     }
 
-    async fn invite_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<InviteRecord>> {
+    async fn invite_by_token_hash(
+        &self,
+        token_hash: &TokenHash,
+    ) -> StoreResult<Option<InviteRecord>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {INVITE_COLUMNS} FROM team_invites WHERE token_hash = $1"
         ));
         let row: Option<InviteRow> = on_db!(&self.db, |pool| sqlx::query_as(sql)
-            .bind(token_hash)
+            .bind(token_hash.as_str())
             .fetch_optional(pool)
             .await)
         .map_err(db_err)?;
@@ -103,7 +108,7 @@ impl InviteRepo for SqlStore {
             ON CONFLICT (user_id, team_id) DO NOTHING";
         on_db!(&self.db, |pool| {
             let mut tx = pool.begin().await.map_err(db_err)?;
-            let used: Option<(i64, i64)> = sqlx::query_as(USE)
+            let used: Option<(TeamId, RoleId)> = sqlx::query_as(USE)
                 .bind(now)
                 .bind(user_id)
                 .bind(invite_id)

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{SqlStore, db_err, on_db};
 use crate::domain::time::Millis;
-use crate::domain::{SessionId, UserId};
+use crate::domain::{SessionId, TokenHash, UserId};
 use crate::service::ports::{MfaRecord, MfaRepo, StepUpRepo, StoreResult};
 
 const DELETE_CODES: &str = "DELETE FROM mfa_recovery_codes WHERE user_id = $1";
@@ -31,21 +31,23 @@ macro_rules! replace_codes {
     }};
 }
 
-type MfaRow = (
-    i64,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-);
+/// A user's `user_mfa` row (all null when there is none) and their unused recovery codes.
+#[derive(sqlx::FromRow)]
+struct MfaRow {
+    recovery_codes_left: i64,
+    totp_secret_sealed: Option<String>,
+    totp_confirmed_at: Option<Millis>,
+    totp_last_step: Option<i64>,
+    totp_pending_sealed: Option<String>,
+    totp_pending_at: Option<Millis>,
+}
 
 #[async_trait]
 impl MfaRepo for SqlStore {
     async fn mfa(&self, user_id: UserId) -> StoreResult<MfaRecord> {
         // One round trip, a row whether or not the user ever enrolled.
         const SQL: &str = "SELECT (SELECT COUNT(*) FROM mfa_recovery_codes
-                WHERE user_id = $1 AND used_at IS NULL),
+                WHERE user_id = $1 AND used_at IS NULL) AS recovery_codes_left,
             m.totp_secret_sealed, m.totp_confirmed_at, m.totp_last_step,
             m.totp_pending_sealed, m.totp_pending_at
             FROM (SELECT 1 AS one) AS one LEFT JOIN user_mfa m ON m.user_id = $1";
@@ -54,14 +56,21 @@ impl MfaRepo for SqlStore {
             .fetch_one(pool)
             .await)
         .map_err(db_err)?;
-        let (codes, secret, confirmed_at, last_step, pending, pending_at) = row;
+        let MfaRow {
+            recovery_codes_left,
+            totp_secret_sealed,
+            totp_confirmed_at,
+            totp_last_step,
+            totp_pending_sealed,
+            totp_pending_at,
+        } = row;
         Ok(MfaRecord {
-            totp_secret_sealed: secret,
-            totp_confirmed_at: confirmed_at,
-            totp_last_step: last_step,
-            totp_pending_sealed: pending,
-            totp_pending_at: pending_at,
-            recovery_codes_left: codes,
+            totp_secret_sealed,
+            totp_confirmed_at,
+            totp_last_step,
+            totp_pending_sealed,
+            totp_pending_at,
+            recovery_codes_left,
         })
     }
 
@@ -91,7 +100,7 @@ impl MfaRepo for SqlStore {
         user_id: UserId,
         pending_sealed: &str,
         step: i64,
-        recovery_code_hashes: &[String],
+        recovery_code_hashes: &[TokenHash],
         now: Millis,
     ) -> StoreResult<bool> {
         const CONFIRM: &str = "UPDATE user_mfa SET totp_secret_sealed = totp_pending_sealed,
@@ -151,7 +160,7 @@ impl MfaRepo for SqlStore {
     async fn replace_recovery_codes(
         &self,
         user_id: UserId,
-        code_hashes: &[String],
+        code_hashes: &[TokenHash],
         now: Millis,
     ) -> StoreResult<()> {
         on_db!(&self.db, |pool| {
@@ -164,7 +173,7 @@ impl MfaRepo for SqlStore {
     async fn use_recovery_code(
         &self,
         user_id: UserId,
-        code_hash: &str,
+        code_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<bool> {
         const SQL: &str = "UPDATE mfa_recovery_codes SET used_at = $1
@@ -172,7 +181,7 @@ impl MfaRepo for SqlStore {
         let n = on_db!(&self.db, |pool| sqlx::query(SQL)
             .bind(now)
             .bind(user_id)
-            .bind(code_hash)
+            .bind(code_hash.as_str())
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))

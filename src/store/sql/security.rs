@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{SqlStore, db_err, on_db};
 use crate::domain::time::Millis;
-use crate::domain::{TeamId, UserId};
+use crate::domain::{TeamId, TokenHash, UserId};
 use crate::service::ports::{
     DeviceHistory, DeviceHistoryRepo, StoreResult, TeamPolicyRecord, TeamPolicyRepo,
 };
@@ -69,7 +69,7 @@ impl DeviceHistoryRepo for SqlStore {
 
     async fn insert_device_alert(
         &self,
-        token_hash: &str,
+        token_hash: &TokenHash,
         user_id: UserId,
         fingerprint: &str,
         now: Millis,
@@ -78,7 +78,7 @@ impl DeviceHistoryRepo for SqlStore {
         const SQL: &str = "INSERT INTO new_device_alerts (token_hash, user_id, fingerprint, created_at, expires_at)
             VALUES ($1, $2, $3, $4, $5)";
         on_db!(&self.db, |pool| sqlx::query(SQL)
-            .bind(token_hash)
+            .bind(token_hash.as_str())
             .bind(user_id)
             .bind(fingerprint)
             .bind(now)
@@ -92,7 +92,7 @@ impl DeviceHistoryRepo for SqlStore {
 
     async fn consume_device_alert(
         &self,
-        token_hash: &str,
+        token_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<Option<(UserId, String)>> {
         const SQL: &str = "UPDATE new_device_alerts SET used_at = $1
@@ -100,7 +100,7 @@ impl DeviceHistoryRepo for SqlStore {
             RETURNING user_id, fingerprint";
         on_db!(&self.db, |pool| sqlx::query_as(SQL)
             .bind(now)
-            .bind(token_hash)
+            .bind(token_hash.as_str())
             .fetch_optional(pool)
             .await)
         .map_err(db_err)

@@ -7,44 +7,35 @@ use crate::domain::time::Millis;
 use crate::domain::{SessionId, TeamId, UserId};
 use crate::service::ports::{NewSession, RefreshRotation, SessionRecord, SessionRepo, StoreResult};
 
-type SessionRow = (
-    i64,
-    i64,
-    i64,
-    String,
-    i64,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-);
+/// One `active_sessions` row, as `session_columns!` selects it.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: SessionId,
+    user_id: UserId,
+    team_id: TeamId,
+    refresh_token_jti: String,
+    refresh_generation: i64,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    created_at: Millis,
+    last_seen_at: Millis,
+    expires_at: Millis,
+    revoked_at: Option<Millis>,
+    previous_refresh_jti: Option<String>,
+    rotated_at: Option<Millis>,
+    next_access_jti: Option<String>,
+}
 
-/// A `SessionRow` followed by `revoked_reason`.
-type HistoryRow = (
-    i64,
-    i64,
-    i64,
-    String,
-    i64,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
+/// A `SessionRow` and why the session was revoked.
+#[derive(sqlx::FromRow)]
+struct HistoryRow {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    revoked_reason: Option<String>,
+}
 
 fn session(row: SessionRow) -> SessionRecord {
-    let (
+    let SessionRow {
         id,
         user_id,
         team_id,
@@ -59,7 +50,7 @@ fn session(row: SessionRow) -> SessionRecord {
         previous_refresh_jti,
         rotated_at,
         next_access_jti,
-    ) = row;
+    } = row;
     SessionRecord {
         id,
         user_id,
@@ -78,7 +69,7 @@ fn session(row: SessionRow) -> SessionRecord {
     }
 }
 
-/// The columns of `SessionRow`, in its order.
+/// The columns of `SessionRow` (read by name).
 macro_rules! session_columns {
     () => {
         "id, user_id, team_id, refresh_token_jti, refresh_generation, ip_address, user_agent,
@@ -93,7 +84,7 @@ impl SessionRepo for SqlStore {
         const SQL: &str = "INSERT INTO active_sessions
             (user_id, team_id, refresh_token_jti, device_id, ip_address, user_agent, created_at, last_seen_at, expires_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING id";
-        let (id,): (i64,) = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+        let (id,): (SessionId,) = on_db!(&self.db, |pool| sqlx::query_as(SQL)
             .bind(s.user_id)
             .bind(s.team_id)
             .bind(&s.refresh_token_jti)
@@ -229,13 +220,7 @@ impl SessionRepo for SqlStore {
         .map_err(db_err)?;
         Ok(rows
             .into_iter()
-            .map(|r| {
-                let reason = r.14;
-                let row = (
-                    r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12, r.13,
-                );
-                (session(row), reason)
-            })
+            .map(|r| (session(r.session), r.revoked_reason))
             .collect())
     }
 
@@ -252,7 +237,7 @@ impl SessionRepo for SqlStore {
     async fn team_sessions(&self, user_id: UserId, team_id: TeamId) -> StoreResult<Vec<SessionId>> {
         const SQL: &str = "SELECT id FROM active_sessions
             WHERE user_id = $1 AND team_id = $2 AND revoked_at IS NULL ORDER BY id";
-        let rows: Vec<(i64,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+        let rows: Vec<(SessionId,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
             .bind(user_id)
             .bind(team_id)
             .fetch_all(pool)

@@ -9,7 +9,7 @@ use crate::service::ports::{
     MemberChange, MemberRecord, Membership, RoleRecord, StoreResult, TeamRepo, VirtuozzoRecord,
 };
 
-type MembershipRow = (i64, String, i64, String);
+type MembershipRow = (TeamId, String, RoleId, String);
 
 fn membership(row: MembershipRow) -> Membership {
     let (team_id, team_name, role_id, role_name) = row;
@@ -78,7 +78,7 @@ impl TeamRepo for SqlStore {
         ));
         on_db!(&self.db, |pool| {
             let mut tx = pool.begin().await.map_err(db_err)?;
-            let (team_id,): (i64,) = sqlx::query_as(INSERT_TEAM)
+            let (team_id,): (TeamId,) = sqlx::query_as(INSERT_TEAM)
                 .bind(name)
                 .bind(owner_user_id)
                 .bind(now)
@@ -101,7 +101,7 @@ impl TeamRepo for SqlStore {
         const SQL: &str = "SELECT u.id, u.email, u.name, r.id, r.name FROM team_members tm
             JOIN users u ON u.id = tm.user_id JOIN roles r ON r.id = tm.role_id
             WHERE tm.team_id = $1 AND u.deleted_at IS NULL ORDER BY tm.created_at, u.id";
-        let rows: Vec<(i64, String, String, i64, String)> =
+        let rows: Vec<(UserId, String, String, RoleId, String)> =
             on_db!(&self.db, |pool| sqlx::query_as(SQL)
                 .bind(team_id)
                 .fetch_all(pool)
@@ -121,12 +121,11 @@ impl TeamRepo for SqlStore {
 
     async fn role(&self, role_id: RoleId) -> StoreResult<Option<RoleRecord>> {
         const SQL: &str = "SELECT id, name, team_id, builtin FROM roles WHERE id = $1";
-        let row: Option<(i64, String, Option<i64>, i64)> =
-            on_db!(&self.db, |pool| sqlx::query_as(SQL)
-                .bind(role_id)
-                .fetch_optional(pool)
-                .await)
-            .map_err(db_err)?;
+        let row: Option<RoleRow> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+            .bind(role_id)
+            .fetch_optional(pool)
+            .await)
+        .map_err(db_err)?;
         Ok(row.map(role))
     }
 
@@ -134,13 +133,12 @@ impl TeamRepo for SqlStore {
         const ROLES: &str = "SELECT id, name, team_id, builtin FROM roles WHERE team_id IS NULL OR team_id = $1 ORDER BY builtin DESC, id";
         const PERMS: &str = "SELECT rp.role_id, rp.permission_slug FROM role_permissions rp JOIN roles r ON r.id = rp.role_id
             WHERE r.team_id IS NULL OR r.team_id = $1 ORDER BY rp.permission_slug";
-        let roles: Vec<(i64, String, Option<i64>, i64)> =
-            on_db!(&self.db, |pool| sqlx::query_as(ROLES)
-                .bind(team_id)
-                .fetch_all(pool)
-                .await)
-            .map_err(db_err)?;
-        let perms: Vec<(i64, String)> = on_db!(&self.db, |pool| sqlx::query_as(PERMS)
+        let roles: Vec<RoleRow> = on_db!(&self.db, |pool| sqlx::query_as(ROLES)
+            .bind(team_id)
+            .fetch_all(pool)
+            .await)
+        .map_err(db_err)?;
+        let perms: Vec<(RoleId, String)> = on_db!(&self.db, |pool| sqlx::query_as(PERMS)
             .bind(team_id)
             .fetch_all(pool)
             .await)
@@ -185,7 +183,7 @@ impl TeamRepo for SqlStore {
             if taken > 0 {
                 return Ok(None);
             }
-            let (role_id,): (i64,) = sqlx::query_as(INSERT)
+            let (role_id,): (RoleId,) = sqlx::query_as(INSERT)
                 .bind(name)
                 .bind(team_id)
                 .bind(now)
@@ -346,7 +344,10 @@ const OWNER_ROLE_ID: &str = "(SELECT id FROM roles WHERE team_id IS NULL AND nam
 /// so concurrent membership changes of one team are serialised.
 const LOCK_TEAM: &str = "UPDATE teams SET name = name WHERE id = $1";
 
-fn role(row: (i64, String, Option<i64>, i64)) -> RoleRecord {
+/// `id, name, team_id, builtin` of `roles`.
+type RoleRow = (RoleId, String, Option<TeamId>, i64);
+
+fn role(row: RoleRow) -> RoleRecord {
     let (id, name, team_id, builtin) = row;
     RoleRecord {
         id,
@@ -387,7 +388,7 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
-            let current: Option<(i64, i64, i64)> = sqlx::query_as(current_sql)
+            let current: Option<(RoleId, RoleId, i64)> = sqlx::query_as(current_sql)
                 .bind(team_id)
                 .bind(user_id)
                 .fetch_optional(&mut *tx)
