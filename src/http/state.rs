@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
+use axum_extra::extract::cookie::CookieJar;
 use ipnet::IpNet;
 
 use super::cookies::CookieFactory;
 use crate::service::Auth;
+use crate::service::login::OtpOutcome;
 use crate::service::ports::{EphemeralStore, Repository};
 
 #[derive(Clone)]
@@ -14,6 +16,15 @@ pub struct AppState {
     pub cookies: CookieFactory,
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub readiness: Readiness,
+}
+
+impl AppState {
+    /// After a passed second step (emailed code, TOTP or recovery code, passkey): the
+    /// trusted-device cookie, for the configured `TRUSTED_DEVICE_TTL_DAYS`.
+    pub fn trust_device(&self, jar: CookieJar, passed: &OtpOutcome) -> CookieJar {
+        let ttl = self.auth.settings().trusted_device_ttl.as_secs();
+        self.cookies.device(jar, &passed.device_token, ttl)
+    }
 }
 
 /// The dependencies `/readyz` checks.

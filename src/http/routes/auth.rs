@@ -233,11 +233,7 @@ pub async fn verify_otp(
         .auth
         .verify_otp(&b.preauth_token, &b.code, &client)
         .await?;
-    let jar = s.cookies.device(
-        jar,
-        &outcome.device_token,
-        s.auth.settings().trusted_device_ttl.as_secs(),
-    );
+    let jar = s.trust_device(jar, &outcome);
     Ok((
         jar,
         Json(OtpVerified {

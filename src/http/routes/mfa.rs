@@ -255,11 +255,7 @@ pub async fn verify(
         .auth
         .verify_mfa(&b.preauth_token, &b.method, &b.code, &client)
         .await?;
-    let jar = s.cookies.device(
-        jar,
-        &outcome.device_token,
-        s.auth.settings().trusted_device_ttl.as_secs(),
-    );
+    let jar = s.trust_device(jar, &outcome);
     Ok((
         jar,
         Json(MfaVerified {

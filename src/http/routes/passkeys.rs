@@ -302,11 +302,7 @@ pub async fn login_finish(
         .auth
         .finish_passkey_login(&b.preauth_token, b.credential, &client)
         .await?;
-    let jar = s.cookies.device(
-        jar,
-        &outcome.device_token,
-        s.auth.settings().trusted_device_ttl.as_secs(),
-    );
+    let jar = s.trust_device(jar, &outcome);
     Ok((
         jar,
         Json(PasskeyVerified {
