@@ -135,8 +135,16 @@ for arg in "$@"; do
   esac
 done
 # The shapes run side by side (each on its own servers and databases); their output is shown
-# shape by shape once all have ended.
+# shape by shape once all have ended. They run the black-box binary the run above built (a
+# `cargo test --test api` would select other targets, unify features differently and rebuild).
 shapes=(${MBPANEL_REDIS_SHAPES-tls sentinel cluster})
+api_bin=$(cargo test "${flags[@]}" --no-run --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "api" and m.get("executable"):
+        print(m["executable"])')
+[ -x "$api_bin" ] || { log "cannot find the black-box test binary"; exit 1; }
 declare -A shape_dir shape_pid
 for shape in "${shapes[@]}"; do
   dir=$(mktemp -d "${TMPDIR:-/tmp}/mbpanel-redis-$shape.XXXXXX")
@@ -144,7 +152,7 @@ for shape in "${shapes[@]}"; do
   log "Redis $shape: starting local servers"
   scripts/redis-shape.sh start "$shape" "$dir" >/dev/null
   log "Redis $shape: running the production half of the black-box suite"
-  (set -a; . "$dir/env"; set +a; exec cargo test "${flags[@]}" --test api production) \
+  (set -a; . "$dir/env"; set +a; exec "$api_bin" production) \
     >"$dir/test.log" 2>&1 &
   shape_pid[$shape]=$!
 done
