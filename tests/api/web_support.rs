@@ -404,6 +404,12 @@ async fn the_display_name_changes_within_limits(mode: Mode) {
         json!("   "),
         json!("x".repeat(101)),
         json!("a\u{7}b"),
+        // Invisible or text-reversing characters: an empty-looking name, or one that reads
+        // as something else in the member list and the invite page (team names refuse them).
+        json!("\u{200B}"),
+        json!("\u{FEFF}"),
+        json!("Pay\u{202E}won"),
+        json!("\u{200D}"),
     ] {
         let r = b
             .send(
