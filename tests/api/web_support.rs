@@ -553,6 +553,37 @@ async fn trusted_devices_are_listed_and_forgotten(mode: Mode) {
     );
 }
 
+/// A login that skipped the emailed code because its device was trusted is void once that
+/// trust is withdrawn before its exchange (as a password change voids it): "forget all
+/// devices" then "sign out everywhere" must not let a sign-in already under way through.
+async fn a_forgotten_device_voids_its_login_under_way(mode: Mode) {
+    let app = TestApp::spawn_with(mode, MANY_LOGINS).await;
+    let user = app.verified_user().await;
+    let first = app.signed_in(&user).await;
+    let second = app.second_session(&user, &first).await;
+    let under_way = app.login(&second, &user).await;
+    assert_eq!(under_way["otp_required"], false, "{under_way}");
+    let preauth = under_way["preauth_token"].as_str().unwrap().to_owned();
+
+    let r = first
+        .send(Method::DELETE, "/api/v1/auth/devices", None)
+        .await;
+    expect(r, StatusCode::NO_CONTENT).await;
+    for b in [&first, &second] {
+        expect(b.post_csrf("/api/v1/auth/logout").await, StatusCode::OK).await;
+    }
+
+    let r = second
+        .post(
+            "/api/v1/auth/session-exchange",
+            json!({ "preauth_token": preauth }),
+        )
+        .await;
+    let e = expect(r, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(e["code"], "preauth_expired", "{e}");
+    assert_eq!(app.login(&second, &user).await["otp_required"], true);
+}
+
 both_modes!(
     a_new_code_replaces_the_old_and_keeps_the_count,
     pending_approvals_are_listed_for_the_deciding_session,
@@ -560,4 +591,5 @@ both_modes!(
     a_cancelled_wait_is_gone_and_frees_its_slot,
     the_display_name_changes_within_limits,
     trusted_devices_are_listed_and_forgotten,
+    a_forgotten_device_voids_its_login_under_way,
 );
