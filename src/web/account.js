@@ -19,6 +19,18 @@ const decided = new Set();
 
 export function render(profile) {
   me = profile;
+  renderProfile();
+  const deadline = $('mfa-deadline');
+  deadline.hidden = !me.mfa_setup_required_by;
+  deadline.textContent = me.mfa_setup_required_by
+    ? `${me.team.name} requires two-step sign-in. Set up an authenticator app or a passkey below before ${when(me.mfa_setup_required_by)}, or you will no longer be able to open this team.`
+    : '';
+  return Promise.all([loadSessions(), loadPending(), loadDevices(), loadSecurity(), loadAudit()]);
+}
+
+/** The name and the facts about the person. A name change redraws only these: the other
+ * panels (a TOTP set-up under way, recovery codes shown only once) stay as they are. */
+function renderProfile() {
   $('who').textContent = `${me.user.name} · ${me.user.email}`;
   $('profile').replaceChildren(
     h('dt', {}, 'Name'), h('dd', {}, me.user.name),
@@ -26,12 +38,6 @@ export function render(profile) {
     h('dt', {}, 'Email verified'), h('dd', {}, me.user.email_verified_at ? when(me.user.email_verified_at) : 'No'),
     h('dt', {}, 'Current team'), h('dd', {}, `${me.team.name} (${me.role.name})`));
   $('profile-name').value = me.user.name;
-  const deadline = $('mfa-deadline');
-  deadline.hidden = !me.mfa_setup_required_by;
-  deadline.textContent = me.mfa_setup_required_by
-    ? `${me.team.name} requires two-step sign-in. Set up an authenticator app or a passkey below before ${when(me.mfa_setup_required_by)}, or you will no longer be able to open this team.`
-    : '';
-  return Promise.all([loadSessions(), loadPending(), loadDevices(), loadSecurity(), loadAudit()]);
 }
 
 async function changeName(event) {
@@ -44,7 +50,8 @@ async function changeName(event) {
   const r = await call('PATCH', '/auth/me', { name });
   if (!r.ok) return fieldError(form, 'name', plain(r));
   me.user.name = r.data.name;
-  render(me);
+  renderProfile();
+  loadAudit();
   say('Your name was changed.', 'success');
 }
 
@@ -71,6 +78,7 @@ export async function loadDevices() {
           if (!x.ok && x.status !== 404) return say(plain(x));
           await loadDevices();
           say(`${name} is no longer trusted.`, 'success');
+          focusDevices();
         },
       }, 'Forget'));
   }));
@@ -82,6 +90,14 @@ async function forgetAllDevices() {
   if (!r.ok) return say(plain(r));
   await loadDevices();
   say('No device is trusted any more.', 'success');
+  focusDevices();
+}
+
+/** The pressed button is gone with its row: the focus goes to the panel, not the page top. */
+function focusDevices() {
+  const heading = $('devices-h');
+  heading.setAttribute('tabindex', '-1');
+  heading.focus();
 }
 
 export async function loadSessions() {

@@ -731,7 +731,11 @@ async fn passkey_recovery_code_and_team_policy(mode: Mode) {
 /// that session's pending list), the next one is approved; then the display name changes and
 /// the other session's trusted device is forgotten.
 async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
-    let app = TestApp::spawn_with(mode, SETTINGS).await;
+    let mut settings = SETTINGS.to_vec();
+    if mode == Mode::Production {
+        settings.push(("MFA_SECRET_KEY", MFA_KEY_B64));
+    }
+    let app = TestApp::spawn_with(mode, &settings).await;
     let user = app.verified_user().await;
     // The user's team requires a second factor within 7 days: the account page says so.
     let now = std::time::SystemTime::now()
@@ -775,7 +779,11 @@ async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
     d.wait_text("requires two-step sign-in. Set up an authenticator app or a passkey below before")
         .await;
 
-    // The display name.
+    // The display name. A name change leaves an authenticator set-up under way alone (its
+    // key, like recovery codes, must not vanish from under the person).
+    d.press("Set up an authenticator app").await;
+    d.wait_text("Add this account to your authenticator app")
+        .await;
     d.fill("Display name", "   ").await;
     d.press("Save name").await;
     d.wait_text("Enter your name.").await;
@@ -785,6 +793,12 @@ async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
     d.wait_text(&format!("Grace Hopper · {}", user.email)).await;
     let me = expect(existing.me().await, StatusCode::OK).await;
     assert_eq!(me["user"]["name"], "Grace Hopper");
+    assert_eq!(
+        d.script("return Boolean(document.getElementById('totp-secret'))")
+            .await,
+        json!(true),
+        "the set-up under way is still shown"
+    );
     d.check_page("profile").await;
     d.shot("profile").await;
 
@@ -808,6 +822,12 @@ async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
     d.shot("forget-device-confirmation").await;
     d.press("Forget device").await;
     d.wait_text("is no longer trusted.").await;
+    // Its button went with its row: the focus is on the panel, not lost to the page.
+    d.wait_for(
+        "the focus on the trusted devices",
+        "return document.activeElement && document.activeElement.id === 'devices-h'",
+    )
+    .await;
     d.wait_for(
         "one trusted device",
         "return document.querySelectorAll('#devices li').length === 1 \
