@@ -185,9 +185,10 @@ async function loadSecurity() {
       : 'Two-step sign-in is off.'),
     h('h3', {}, 'Authenticator app'), ...app,
     h('h3', {}, 'Passkeys'), passkeyList(passkeys), passkeyForm(),
-    on ? h('h3', {}, 'Recovery codes') : null,
-    on ? h('p', {}, 'A recovery code signs you in when your app or passkey is not at hand. Each works once.') : null,
-    on ? h('button', { type: 'button', class: 'btn secondary', onclick: newRecoveryCodes }, 'Make new recovery codes') : null);
+    // replaceChildren would show a null as the text "null": only the parts that apply.
+    ...(on ? [h('h3', {}, 'Recovery codes'),
+      h('p', {}, 'A recovery code signs you in when your app or passkey is not at hand. Each works once.'),
+      h('button', { type: 'button', class: 'btn secondary', onclick: newRecoveryCodes }, 'Make new recovery codes')] : []));
 }
 
 function passkeyList(passkeys) {
@@ -206,6 +207,7 @@ function passkeyList(passkeys) {
       if (!c.ok) return fieldError(form, 'name', plain(c));
       await loadSecurity();
       say(`The passkey is now called ${name}.`, 'success');
+      focusSecurity();
     });
     return h('li', { class: 'row' },
       h('div', { class: 'row-main' }, h('strong', {}, p.name),
@@ -219,6 +221,7 @@ function passkeyList(passkeys) {
           if (!d.ok && d.status !== 404) return say(plain(d));
           await loadSecurity();
           say(`The passkey ${p.name} was deleted.`, 'success');
+          focusSecurity();
         },
       }, `Delete ${p.name}`));
   }));
@@ -284,7 +287,7 @@ function showRecoveryCodes(codes) {
   box.replaceChildren(h('div', { 'data-secret': true, id: 'recovery-codes' },
     h('p', {}, 'Two-step sign-in is on. Keep these recovery codes somewhere safe: each works once, and they are shown only now.'),
     h('ul', { class: 'codes' }, codes.map((c) => h('li', {}, h('code', {}, c)))),
-    h('button', { type: 'button', class: 'btn primary', onclick: () => loadSecurity().then(() => $('mfa-summary').focus()) }, 'I have saved them')));
+    h('button', { type: 'button', class: 'btn primary', onclick: () => loadSecurity().then(focusSecurity) }, 'I have saved them')));
   box.querySelector('button').focus();
 }
 
@@ -300,7 +303,14 @@ async function disableTotp() {
   const r = await call('DELETE', '/auth/mfa/totp');
   if (!r.ok) return say(plain(r));
   say('Two-step sign-in is off.', 'success');
-  loadSecurity();
+  await loadSecurity();
+  focusSecurity();
+}
+
+/** The security panel was redrawn (the pressed control with it): the focus goes to its summary. */
+function focusSecurity() {
+  const summary = $('mfa-summary');
+  if (summary) summary.focus();
 }
 
 async function loadAudit() {

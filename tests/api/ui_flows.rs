@@ -334,7 +334,7 @@ async fn member_role_change_and_audit(mode: Mode) {
     let d = Driver::start_named(&label(mode, "team")).await;
     sign_in_with_approval(&d, &app, &owner, &owner_b).await;
     d.wait_text("Your recent activity").await;
-    d.wait_text("Login password verified").await; // the own audit
+    d.wait_text("Password accepted at sign-in").await; // the own audit, in words
     d.press("Team").await;
     d.wait_text(&member.email).await;
     d.wait_text("Team audit log").await;
@@ -611,6 +611,13 @@ async fn passkey_recovery_code_and_team_policy(mode: Mode) {
     sign_in(&d, &app, &user, &user.password).await;
     on_account_page(&d, &user).await;
     d.wait_text("Two-step sign-in is off.").await;
+    let security = d
+        .script("return document.getElementById('security').textContent")
+        .await;
+    assert!(
+        !security.as_str().unwrap().contains("null"),
+        "the security panel shows internal placeholders: {security}"
+    );
 
     // Add and rename.
     d.press("Add a passkey").await;
@@ -719,6 +726,12 @@ async fn passkey_recovery_code_and_team_policy(mode: Mode) {
     d.press("Confirm").await;
     d.wait_text("The passkey Work laptop was deleted.").await;
     d.wait_text("No passkeys yet.").await;
+    // Its button went with the redrawn panel: the focus is on the panel's summary.
+    d.wait_for(
+        "the focus on the security summary",
+        "return document.activeElement && document.activeElement.id === 'mfa-summary'",
+    )
+    .await;
     d.press("Sign out").await;
     d.wait_text("You were signed out.").await;
     let mut secrets: Vec<&str> = codes.iter().map(String::as_str).collect();
