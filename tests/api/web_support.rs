@@ -584,6 +584,41 @@ async fn a_forgotten_device_voids_its_login_under_way(mode: Mode) {
     assert_eq!(app.login(&second, &user).await["otp_required"], true);
 }
 
+/// A new display name is what every instance answers at once: another instance that had the
+/// user cached (its `/auth/me` needs no SQL in the steady state) hears of the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_name_is_seen_at_once_by_every_instance() {
+    let app = TestApp::spawn(Mode::Production).await;
+    let other = TestApp::instance(&app.storage, &[]).await;
+    let user = app.verified_user().await;
+    let b = app.signed_in(&user).await;
+    let access = b.access();
+    let name_on = |at: &TestApp| {
+        let url = at.url("/api/v1/auth/me");
+        let access = access.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(access)
+                .send()
+                .await
+                .unwrap();
+            expect(r, StatusCode::OK).await["user"]["name"].clone()
+        }
+    };
+    assert_eq!(name_on(&other).await, user.name.as_str());
+    let r = b
+        .send(
+            Method::PATCH,
+            "/api/v1/auth/me",
+            Some(json!({ "name": "Grace Hopper" })),
+        )
+        .await;
+    expect(r, StatusCode::OK).await;
+    assert_eq!(name_on(&other).await, "Grace Hopper");
+    assert_eq!(name_on(&app).await, "Grace Hopper");
+}
+
 both_modes!(
     a_new_code_replaces_the_old_and_keeps_the_count,
     pending_approvals_are_listed_for_the_deciding_session,
