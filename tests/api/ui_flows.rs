@@ -815,6 +815,14 @@ async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
     d.check_page("profile").await;
     d.shot("profile").await;
 
+    // `/security` opens the account page at its security panel, the focus there too.
+    d.goto(&app.url("/security")).await;
+    d.wait_for(
+        "the focus on the security panel",
+        "return document.activeElement && document.activeElement.id === 'security-h'",
+    )
+    .await;
+
     // Two trusted devices: this browser and the other session's; forget the other one.
     d.wait_for(
         "two trusted devices",
