@@ -35,15 +35,20 @@ fn x_request_id() -> HeaderName {
 
 /// A path fit for logs: the query (emailed links carry `?token=`) is never logged, and the
 /// approval token in `/auth/concurrent-login/<token>` is masked.
+/// The fixed routes beside it (`cancel`, `pending`, `email-decision`) keep their names.
 fn loggable_path(path: &str) -> String {
+    const FIXED: [&str; 3] = ["email-decision", "cancel", "pending"];
     match path.find("/concurrent-login/") {
-        Some(i) if !path.ends_with("/email-decision") => {
+        Some(i) => {
             let start = i + "/concurrent-login/".len();
             let rest = &path[start..];
+            if FIXED.contains(&rest) {
+                return path.to_owned();
+            }
             let tail = rest.find('/').map_or("", |j| &rest[j..]);
             format!("{}[token]{tail}", &path[..start])
         }
-        _ => path.to_owned(),
+        None => path.to_owned(),
     }
 }
 
@@ -230,5 +235,13 @@ mod tests {
             "/api/v1/auth/concurrent-login/[token]/approve"
         );
         assert_eq!(loggable_path("/api/v1/auth/me"), "/api/v1/auth/me");
+        for fixed in ["cancel", "pending", "email-decision"] {
+            let path = format!("/api/v1/auth/concurrent-login/{fixed}");
+            assert_eq!(loggable_path(&path), path);
+        }
+        assert_eq!(
+            loggable_path("/api/v1/auth/concurrent-login/cancelXYZ"),
+            "/api/v1/auth/concurrent-login/[token]"
+        );
     }
 }

@@ -22,10 +22,21 @@ pub(crate) fn validate_name(name: &str) -> Result<String> {
     if name.is_empty() {
         return Err(Error::validation("name", "name is required"));
     }
-    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    // Invisible and text-reversing characters too (as in team and role names): a display
+    // name is shown to other people (members, the invite page) and must neither pass for
+    // another nor look empty. The joiners (ZWNJ, ZWJ) that some scripts and emoji need stay.
+    let joiner = |c: char| matches!(c, '\u{200C}' | '\u{200D}');
+    if name.chars().count() > MAX_NAME_CHARS
+        || name
+            .chars()
+            .any(|c| c.is_control() || (crate::domain::text::is_format_char(c) && !joiner(c)))
+        || name.chars().all(|c| c.is_whitespace() || joiner(c))
+    {
         return Err(Error::validation(
             "name",
-            format!("name must be at most {MAX_NAME_CHARS} printable characters"),
+            format!(
+                "name must be at most {MAX_NAME_CHARS} printable characters, none of them invisible"
+            ),
         ));
     }
     Ok(name.to_owned())

@@ -190,6 +190,19 @@ impl Auth {
         // A user with an active session must have this login approved first (423 until then).
         self.concurrent_login_gate(preauth_token, &raw_state, &state, client)
             .await?;
+        // A login that skipped the emailed code on a trust withdrawn since (the device was
+        // forgotten, "this wasn't me") is void, as after a password change: the next login
+        // asks for the code. (A denied approval has answered above.)
+        if !state.otp_required
+            && let Some(device) = &state.device_hash
+            && !self
+                .repo
+                .is_trusted_device(state.user_id, device, self.now_ms())
+                .await?
+        {
+            self.store.delete(&keys::preauth(preauth_token)).await?;
+            return Err(Error::PreauthExpired);
+        }
 
         // A team Owner needs a live Virtuozzo session key (503 if the sign-in fails).
         self.ensure_virtuozzo_session(state.user_id, &membership, client)

@@ -19,6 +19,18 @@ const decided = new Set();
 
 export function render(profile) {
   me = profile;
+  renderProfile();
+  const deadline = $('mfa-deadline');
+  deadline.hidden = !me.mfa_setup_required_by;
+  deadline.textContent = me.mfa_setup_required_by
+    ? `${me.team.name} requires two-step sign-in. Set up an authenticator app or a passkey below before ${when(me.mfa_setup_required_by)}, or you will no longer be able to open this team.`
+    : '';
+  return Promise.all([loadSessions(), loadPending(), loadDevices(), loadSecurity(), loadAudit()]);
+}
+
+/** The name and the facts about the person. A name change redraws only these: the other
+ * panels (a TOTP set-up under way, recovery codes shown only once) stay as they are. */
+function renderProfile() {
   $('who').textContent = `${me.user.name} · ${me.user.email}`;
   $('profile').replaceChildren(
     h('dt', {}, 'Name'), h('dd', {}, me.user.name),
@@ -26,12 +38,6 @@ export function render(profile) {
     h('dt', {}, 'Email verified'), h('dd', {}, me.user.email_verified_at ? when(me.user.email_verified_at) : 'No'),
     h('dt', {}, 'Current team'), h('dd', {}, `${me.team.name} (${me.role.name})`));
   $('profile-name').value = me.user.name;
-  const deadline = $('mfa-deadline');
-  deadline.hidden = !me.mfa_setup_required_by;
-  deadline.textContent = me.mfa_setup_required_by
-    ? `${me.team.name} requires two-step sign-in. Set up an authenticator app or a passkey below before ${when(me.mfa_setup_required_by)}, or you will no longer be able to open this team.`
-    : '';
-  return Promise.all([loadSessions(), loadPending(), loadDevices(), loadSecurity(), loadAudit()]);
 }
 
 async function changeName(event) {
@@ -44,7 +50,8 @@ async function changeName(event) {
   const r = await call('PATCH', '/auth/me', { name });
   if (!r.ok) return fieldError(form, 'name', plain(r));
   me.user.name = r.data.name;
-  render(me);
+  renderProfile();
+  loadAudit();
   say('Your name was changed.', 'success');
 }
 
@@ -71,6 +78,7 @@ export async function loadDevices() {
           if (!x.ok && x.status !== 404) return say(plain(x));
           await loadDevices();
           say(`${name} is no longer trusted.`, 'success');
+          focusDevices();
         },
       }, 'Forget'));
   }));
@@ -82,6 +90,14 @@ async function forgetAllDevices() {
   if (!r.ok) return say(plain(r));
   await loadDevices();
   say('No device is trusted any more.', 'success');
+  focusDevices();
+}
+
+/** The pressed button is gone with its row: the focus goes to the panel, not the page top. */
+function focusDevices() {
+  const heading = $('devices-h');
+  heading.setAttribute('tabindex', '-1');
+  heading.focus();
 }
 
 export async function loadSessions() {
@@ -169,9 +185,10 @@ async function loadSecurity() {
       : 'Two-step sign-in is off.'),
     h('h3', {}, 'Authenticator app'), ...app,
     h('h3', {}, 'Passkeys'), passkeyList(passkeys), passkeyForm(),
-    on ? h('h3', {}, 'Recovery codes') : null,
-    on ? h('p', {}, 'A recovery code signs you in when your app or passkey is not at hand. Each works once.') : null,
-    on ? h('button', { type: 'button', class: 'btn secondary', onclick: newRecoveryCodes }, 'Make new recovery codes') : null);
+    // replaceChildren would show a null as the text "null": only the parts that apply.
+    ...(on ? [h('h3', {}, 'Recovery codes'),
+      h('p', {}, 'A recovery code signs you in when your app or passkey is not at hand. Each works once.'),
+      h('button', { type: 'button', class: 'btn secondary', onclick: newRecoveryCodes }, 'Make new recovery codes')] : []));
 }
 
 function passkeyList(passkeys) {
@@ -190,6 +207,7 @@ function passkeyList(passkeys) {
       if (!c.ok) return fieldError(form, 'name', plain(c));
       await loadSecurity();
       say(`The passkey is now called ${name}.`, 'success');
+      focusSecurity();
     });
     return h('li', { class: 'row' },
       h('div', { class: 'row-main' }, h('strong', {}, p.name),
@@ -203,6 +221,7 @@ function passkeyList(passkeys) {
           if (!d.ok && d.status !== 404) return say(plain(d));
           await loadSecurity();
           say(`The passkey ${p.name} was deleted.`, 'success');
+          focusSecurity();
         },
       }, `Delete ${p.name}`));
   }));
@@ -268,7 +287,7 @@ function showRecoveryCodes(codes) {
   box.replaceChildren(h('div', { 'data-secret': true, id: 'recovery-codes' },
     h('p', {}, 'Two-step sign-in is on. Keep these recovery codes somewhere safe: each works once, and they are shown only now.'),
     h('ul', { class: 'codes' }, codes.map((c) => h('li', {}, h('code', {}, c)))),
-    h('button', { type: 'button', class: 'btn primary', onclick: () => loadSecurity().then(() => $('mfa-summary').focus()) }, 'I have saved them')));
+    h('button', { type: 'button', class: 'btn primary', onclick: () => loadSecurity().then(focusSecurity) }, 'I have saved them')));
   box.querySelector('button').focus();
 }
 
@@ -284,7 +303,14 @@ async function disableTotp() {
   const r = await call('DELETE', '/auth/mfa/totp');
   if (!r.ok) return say(plain(r));
   say('Two-step sign-in is off.', 'success');
-  loadSecurity();
+  await loadSecurity();
+  focusSecurity();
+}
+
+/** The security panel was redrawn (the pressed control with it): the focus goes to its summary. */
+function focusSecurity() {
+  const summary = $('mfa-summary');
+  if (summary) summary.focus();
 }
 
 async function loadAudit() {

@@ -62,7 +62,13 @@ async function route() {
   if (path !== '/account' && path !== '/security') history.replaceState({}, '', '/account');
   show('account');
   await account.render(me);
-  if (path === '/security') $('security-h').scrollIntoView();
+  if (path === '/security') {
+    // Opened at its security panel: the focus too, so keyboard and screen-reader use start there.
+    const heading = $('security-h');
+    heading.setAttribute('tabindex', '-1');
+    heading.scrollIntoView();
+    heading.focus();
+  }
   return undefined;
 }
 

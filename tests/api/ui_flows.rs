@@ -334,7 +334,7 @@ async fn member_role_change_and_audit(mode: Mode) {
     let d = Driver::start_named(&label(mode, "team")).await;
     sign_in_with_approval(&d, &app, &owner, &owner_b).await;
     d.wait_text("Your recent activity").await;
-    d.wait_text("Login password verified").await; // the own audit
+    d.wait_text("Password accepted at sign-in").await; // the own audit, in words
     d.press("Team").await;
     d.wait_text(&member.email).await;
     d.wait_text("Team audit log").await;
@@ -611,6 +611,13 @@ async fn passkey_recovery_code_and_team_policy(mode: Mode) {
     sign_in(&d, &app, &user, &user.password).await;
     on_account_page(&d, &user).await;
     d.wait_text("Two-step sign-in is off.").await;
+    let security = d
+        .script("return document.getElementById('security').textContent")
+        .await;
+    assert!(
+        !security.as_str().unwrap().contains("null"),
+        "the security panel shows internal placeholders: {security}"
+    );
 
     // Add and rename.
     d.press("Add a passkey").await;
@@ -719,6 +726,12 @@ async fn passkey_recovery_code_and_team_policy(mode: Mode) {
     d.press("Confirm").await;
     d.wait_text("The passkey Work laptop was deleted.").await;
     d.wait_text("No passkeys yet.").await;
+    // Its button went with the redrawn panel: the focus is on the panel's summary.
+    d.wait_for(
+        "the focus on the security summary",
+        "return document.activeElement && document.activeElement.id === 'mfa-summary'",
+    )
+    .await;
     d.press("Sign out").await;
     d.wait_text("You were signed out.").await;
     let mut secrets: Vec<&str> = codes.iter().map(String::as_str).collect();
@@ -731,7 +744,11 @@ async fn passkey_recovery_code_and_team_policy(mode: Mode) {
 /// that session's pending list), the next one is approved; then the display name changes and
 /// the other session's trusted device is forgotten.
 async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
-    let app = TestApp::spawn_with(mode, SETTINGS).await;
+    let mut settings = SETTINGS.to_vec();
+    if mode == Mode::Production {
+        settings.push(("MFA_SECRET_KEY", MFA_KEY_B64));
+    }
+    let app = TestApp::spawn_with(mode, &settings).await;
     let user = app.verified_user().await;
     // The user's team requires a second factor within 7 days: the account page says so.
     let now = std::time::SystemTime::now()
@@ -775,7 +792,11 @@ async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
     d.wait_text("requires two-step sign-in. Set up an authenticator app or a passkey below before")
         .await;
 
-    // The display name.
+    // The display name. A name change leaves an authenticator set-up under way alone (its
+    // key, like recovery codes, must not vanish from under the person).
+    d.press("Set up an authenticator app").await;
+    d.wait_text("Add this account to your authenticator app")
+        .await;
     d.fill("Display name", "   ").await;
     d.press("Save name").await;
     d.wait_text("Enter your name.").await;
@@ -785,8 +806,22 @@ async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
     d.wait_text(&format!("Grace Hopper · {}", user.email)).await;
     let me = expect(existing.me().await, StatusCode::OK).await;
     assert_eq!(me["user"]["name"], "Grace Hopper");
+    assert_eq!(
+        d.script("return Boolean(document.getElementById('totp-secret'))")
+            .await,
+        json!(true),
+        "the set-up under way is still shown"
+    );
     d.check_page("profile").await;
     d.shot("profile").await;
+
+    // `/security` opens the account page at its security panel, the focus there too.
+    d.goto(&app.url("/security")).await;
+    d.wait_for(
+        "the focus on the security panel",
+        "return document.activeElement && document.activeElement.id === 'security-h'",
+    )
+    .await;
 
     // Two trusted devices: this browser and the other session's; forget the other one.
     d.wait_for(
@@ -808,6 +843,12 @@ async fn cancelled_wait_profile_name_and_forgotten_device(mode: Mode) {
     d.shot("forget-device-confirmation").await;
     d.press("Forget device").await;
     d.wait_text("is no longer trusted.").await;
+    // Its button went with its row: the focus is on the panel, not lost to the page.
+    d.wait_for(
+        "the focus on the trusted devices",
+        "return document.activeElement && document.activeElement.id === 'devices-h'",
+    )
+    .await;
     d.wait_for(
         "one trusted device",
         "return document.querySelectorAll('#devices li').length === 1 \

@@ -404,6 +404,12 @@ async fn the_display_name_changes_within_limits(mode: Mode) {
         json!("   "),
         json!("x".repeat(101)),
         json!("a\u{7}b"),
+        // Invisible or text-reversing characters: an empty-looking name, or one that reads
+        // as something else in the member list and the invite page (team names refuse them).
+        json!("\u{200B}"),
+        json!("\u{FEFF}"),
+        json!("Pay\u{202E}won"),
+        json!("\u{200D}"),
     ] {
         let r = b
             .send(
@@ -547,6 +553,72 @@ async fn trusted_devices_are_listed_and_forgotten(mode: Mode) {
     );
 }
 
+/// A login that skipped the emailed code because its device was trusted is void once that
+/// trust is withdrawn before its exchange (as a password change voids it): "forget all
+/// devices" then "sign out everywhere" must not let a sign-in already under way through.
+async fn a_forgotten_device_voids_its_login_under_way(mode: Mode) {
+    let app = TestApp::spawn_with(mode, MANY_LOGINS).await;
+    let user = app.verified_user().await;
+    let first = app.signed_in(&user).await;
+    let second = app.second_session(&user, &first).await;
+    let under_way = app.login(&second, &user).await;
+    assert_eq!(under_way["otp_required"], false, "{under_way}");
+    let preauth = under_way["preauth_token"].as_str().unwrap().to_owned();
+
+    let r = first
+        .send(Method::DELETE, "/api/v1/auth/devices", None)
+        .await;
+    expect(r, StatusCode::NO_CONTENT).await;
+    for b in [&first, &second] {
+        expect(b.post_csrf("/api/v1/auth/logout").await, StatusCode::OK).await;
+    }
+
+    let r = second
+        .post(
+            "/api/v1/auth/session-exchange",
+            json!({ "preauth_token": preauth }),
+        )
+        .await;
+    let e = expect(r, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(e["code"], "preauth_expired", "{e}");
+    assert_eq!(app.login(&second, &user).await["otp_required"], true);
+}
+
+/// A new display name is what every instance answers at once: another instance that had the
+/// user cached (its `/auth/me` needs no SQL in the steady state) hears of the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_name_is_seen_at_once_by_every_instance() {
+    let app = TestApp::spawn(Mode::Production).await;
+    let other = TestApp::instance(&app.storage, &[]).await;
+    let user = app.verified_user().await;
+    let b = app.signed_in(&user).await;
+    let access = b.access();
+    let name_on = |at: &TestApp| {
+        let url = at.url("/api/v1/auth/me");
+        let access = access.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(access)
+                .send()
+                .await
+                .unwrap();
+            expect(r, StatusCode::OK).await["user"]["name"].clone()
+        }
+    };
+    assert_eq!(name_on(&other).await, user.name.as_str());
+    let r = b
+        .send(
+            Method::PATCH,
+            "/api/v1/auth/me",
+            Some(json!({ "name": "Grace Hopper" })),
+        )
+        .await;
+    expect(r, StatusCode::OK).await;
+    assert_eq!(name_on(&other).await, "Grace Hopper");
+    assert_eq!(name_on(&app).await, "Grace Hopper");
+}
+
 both_modes!(
     a_new_code_replaces_the_old_and_keeps_the_count,
     pending_approvals_are_listed_for_the_deciding_session,
@@ -554,4 +626,5 @@ both_modes!(
     a_cancelled_wait_is_gone_and_frees_its_slot,
     the_display_name_changes_within_limits,
     trusted_devices_are_listed_and_forgotten,
+    a_forgotten_device_voids_its_login_under_way,
 );
