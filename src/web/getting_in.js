@@ -197,7 +197,10 @@ async function cancelWaiting() {
   const waiting = flow;
   abandonSignIn();
   if (waiting && waiting.approvalToken) {
-    await call('POST', '/auth/concurrent-login/cancel', { token: waiting.approvalToken, preauth_token: waiting.preauth });
+    const r = await call('POST', '/auth/concurrent-login/cancel', { token: waiting.approvalToken, preauth_token: waiting.preauth });
+    if (r.status === 409) {
+      return toSignIn('Your other session had already answered this sign-in, so it could not be cancelled. Sign in again if you need to.', 'error', waiting.email);
+    }
   }
   toSignIn('The sign-in was cancelled.', 'success', waiting && waiting.email);
 }
