@@ -18,35 +18,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use secrecy::{ExposeSecret, SecretBox, SecretString};
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+pub use crate::domain::secret::SecretBytes;
 use crate::http::server::ServerLimits;
 use crate::service::AuthSettings;
-
-/// Raw bytes that must never be printed.
-pub struct SecretBytes(SecretBox<Vec<u8>>);
-
-impl SecretBytes {
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self(SecretBox::new(Box::new(bytes)))
-    }
-    pub fn expose(&self) -> &[u8] {
-        self.0.expose_secret()
-    }
-}
-
-impl Clone for SecretBytes {
-    fn clone(&self) -> Self {
-        Self::new(self.expose().to_vec())
-    }
-}
-
-impl fmt::Debug for SecretBytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use crate::service::retention::RetentionSettings;
 
 #[derive(Debug, Clone)]
 pub enum SqlBackend {
@@ -140,23 +118,6 @@ pub struct Config {
     pub cookie_domain: Option<String>,
     pub log_level: String,
     pub log_format: LogFormat,
-}
-
-/// The retention job (see `service::retention`): how often it runs and how long what it purges
-/// is kept after it stopped mattering.
-#[derive(Clone, Debug)]
-pub struct RetentionSettings {
-    pub interval: Duration,
-    /// Sessions expired, idle or revoked for longer than this are deleted.
-    pub session_grace: Duration,
-    /// Used or expired verification and reset tokens, and ended invites.
-    pub token_grace: Duration,
-    /// Sent or failed outbox rows (the payload of a sent message is blanked at once).
-    pub outbox_grace: Duration,
-    /// Audit entries older than this are deleted (`AUDIT_RETENTION_DAYS`).
-    pub audit_retention: Duration,
-    /// Rows per statement.
-    pub batch_size: u64,
 }
 
 impl Config {

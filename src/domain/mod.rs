@@ -6,6 +6,7 @@ pub mod email;
 pub mod ids;
 pub mod password;
 pub mod permissions;
+pub mod secret;
 pub mod text;
 pub mod time;
 pub mod token_hash;

@@ -203,3 +203,31 @@ impl Auth {
         url.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// STYLE.md: `http`/`cli` → `service` → `domain`; `store` and `mail` implement the
+    /// service's ports, and `config` builds the service's settings. So neither the use cases
+    /// nor the domain name the outer layers (an import of `config` here made a cycle with
+    /// `config` building `AuthSettings`).
+    #[test]
+    fn service_and_domain_do_not_depend_on_the_outer_layers() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        let outer = ["config", "http", "cli", "store", "mail", "app"];
+        let mut found = Vec::new();
+        for dir in ["service", "domain"] {
+            for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
+                let path = entry.unwrap().path();
+                let text = std::fs::read_to_string(&path).unwrap();
+                for layer in outer {
+                    for needle in [format!("crate::{layer}::"), format!("crate::{layer};")] {
+                        if text.contains(&needle) {
+                            found.push(format!("{} uses {needle}", path.display()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(found.is_empty(), "{found:#?}");
+    }
+}

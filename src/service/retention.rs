@@ -7,13 +7,30 @@ use std::time::Duration;
 
 use super::ports::{RetentionCounts, RetentionCutoffs};
 use super::{Auth, ClientInfo};
-use crate::config::RetentionSettings;
 use crate::domain::time::Millis;
 use crate::shutdown::CancelSignal;
 
 /// Statements per kind per run: a large backlog is worked off over several runs, so that one
 /// run's transaction stays bounded.
 const MAX_BATCHES_PER_RUN: u32 = 100;
+
+/// The retention job's settings (`Config::retention`): how often it runs and how long what it
+/// purges is kept after it stopped mattering.
+#[derive(Clone, Debug)]
+pub struct RetentionSettings {
+    pub interval: Duration,
+    /// Sessions expired, idle or revoked for longer than this are deleted.
+    pub session_grace: Duration,
+    /// Used or expired verification and reset tokens and new-device alert links, and ended
+    /// invites.
+    pub token_grace: Duration,
+    /// Sent or failed outbox rows (the payload of a sent message is blanked at once).
+    pub outbox_grace: Duration,
+    /// Audit entries older than this are deleted (`AUDIT_RETENTION_DAYS`).
+    pub audit_retention: Duration,
+    /// Rows per statement.
+    pub batch_size: u64,
+}
 
 fn ms(d: Duration) -> Millis {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)

@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::SecretBytes;
 use crate::domain::SessionId;
 use crate::domain::claims::{AccessClaims, RefreshClaims, TokenType};
+use crate::domain::secret::SecretBytes;
 use crate::domain::time::Millis;
 
 type HmacSha256 = Hmac<Sha256>;

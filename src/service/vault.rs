@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use super::{Error, Result};
-use crate::config::SecretBytes;
+use crate::domain::secret::SecretBytes;
 use crate::domain::{TeamId, UserId};
 
 pub struct CredentialVault {
