@@ -3,7 +3,8 @@
 //! next sign-in ask for the emailed code again.
 
 use super::ports::TrustedDeviceRecord;
-use super::{Auth, ClientInfo, Error, Result, tokens};
+use super::{Auth, ClientInfo, Error, Result};
+use crate::domain::TokenHash;
 use crate::domain::claims::AccessClaims;
 
 /// A trusted device, and whether it is the caller's.
@@ -21,12 +22,14 @@ impl Auth {
     ) -> Result<Vec<TrustedDevice>> {
         let own = device_token
             .filter(|t| !t.is_empty() && t.len() <= 128)
-            .map(tokens::hash_token);
+            .map(TokenHash::of);
         let devices = self.repo.trusted_devices(claims.sub, self.now_ms()).await?;
         Ok(devices
             .into_iter()
             .map(|record| TrustedDevice {
-                current: own.as_deref() == Some(record.device_hash.as_str()),
+                current: own
+                    .as_ref()
+                    .is_some_and(|h| h.as_str() == record.device_hash),
                 record,
             })
             .collect())
