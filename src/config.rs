@@ -460,7 +460,8 @@ settings! {
         /// sessions expired or revoked longer ago than this are deleted
         SESSION_RETENTION_DAYS: NonZeroU64 = "30";
         /// used or expired email-verification and password-reset tokens and new-device alert
-        /// links, and accepted, revoked or expired invites, are deleted after this
+        /// links, expired or forgotten trusted devices, and accepted, revoked or expired
+        /// invites, are deleted after this
         TOKEN_RETENTION_DAYS: NonZeroU64 = "7";
         /// sent or failed outbox rows older than this are deleted (a sent message's payload — its
         /// links and codes — is blanked at the first run after sending)

@@ -863,19 +863,21 @@ pub struct RetentionCounts {
     pub password_reset_tokens: u64,
     pub team_invites: u64,
     pub new_device_alerts: u64,
+    pub trusted_devices: u64,
     pub outbox_payloads: u64,
     pub outbox_messages: u64,
     pub audit_entries: u64,
 }
 
 impl RetentionCounts {
-    pub fn by_kind(&self) -> [(&'static str, u64); 8] {
+    pub fn by_kind(&self) -> [(&'static str, u64); 9] {
         [
             ("sessions", self.sessions),
             ("email_verification_tokens", self.email_verification_tokens),
             ("password_reset_tokens", self.password_reset_tokens),
             ("team_invites", self.team_invites),
             ("new_device_alerts", self.new_device_alerts),
+            ("trusted_devices", self.trusted_devices),
             ("outbox_payloads", self.outbox_payloads),
             ("outbox_messages", self.outbox_messages),
             ("audit_entries", self.audit_entries),

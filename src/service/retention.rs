@@ -1,6 +1,7 @@
 //! The retention job (SPEC §12): purges what stopped mattering — expired or revoked sessions,
-//! used or expired tokens (verification, reset, new-device alert links) and ended invites, sent
-//! outbox payloads and old outbox rows, and audit entries older than `AUDIT_RETENTION_DAYS`. One instance at a time (the store takes the
+//! used or expired tokens (verification, reset, new-device alert links), expired or forgotten
+//! trusted devices and ended invites, sent outbox payloads and old outbox rows, and audit
+//! entries older than `AUDIT_RETENTION_DAYS`. One instance at a time (the store takes the
 //! lock); each run that purged anything leaves one `retention_purged` audit entry with counts.
 
 use std::time::Duration;
@@ -21,8 +22,8 @@ pub struct RetentionSettings {
     pub interval: Duration,
     /// Sessions expired, idle or revoked for longer than this are deleted.
     pub session_grace: Duration,
-    /// Used or expired verification and reset tokens and new-device alert links, and ended
-    /// invites.
+    /// Used or expired verification and reset tokens and new-device alert links, expired or
+    /// forgotten trusted devices, and ended invites.
     pub token_grace: Duration,
     /// Sent or failed outbox rows (the payload of a sent message is blanked at once).
     pub outbox_grace: Duration,

@@ -139,6 +139,18 @@ async fn purges_what_stopped_mattering_and_keeps_the_rest(mode: Mode) {
         ))
         .await;
     }
+    // Trusted devices: one expired (or forgotten) 8 days ago; the signed-in browsers' stay.
+    let trusted = "SELECT count(*) FROM trusted_devices";
+    let live_devices = count(db, trusted).await;
+    assert!(live_devices >= 1, "{live_devices}");
+    db.sql(&format!(
+        "INSERT INTO trusted_devices (user_id, device_hash, user_agent, created_at, last_used_at, expires_at)
+         VALUES ({user_id}, 'old-device', 'Old browser', {}, {}, {})",
+        now - 100 * DAY_MS,
+        now - 9 * DAY_MS,
+        now - 8 * DAY_MS
+    ))
+    .await;
     // Audit entries: one past the retention (366 days), one within it (300 days).
     for (days, event) in [(366, "test_too_old"), (300, "test_kept")] {
         db.sql(&format!(
@@ -187,6 +199,11 @@ async fn purges_what_stopped_mattering_and_keeps_the_rest(mode: Mode) {
             .await
             + count(
                 db,
+                "SELECT count(*) FROM trusted_devices WHERE device_hash = 'old-device'",
+            )
+            .await
+            + count(
+                db,
                 "SELECT count(*) FROM email_outbox WHERE status = 'sent' AND payload <> '{}'",
             )
             .await;
@@ -212,6 +229,12 @@ async fn purges_what_stopped_mattering_and_keeps_the_rest(mode: Mode) {
     assert!(counts["email_verification_tokens"] >= 1, "{counts:?}");
     assert!(counts["outbox_payloads"] >= 1, "{counts:?}");
     assert_eq!(counts["new_device_alerts"], 1, "{counts:?}");
+    assert_eq!(counts["trusted_devices"], 1, "{counts:?}");
+    assert_eq!(
+        count(db, trusted).await,
+        live_devices,
+        "a live trusted device was purged"
+    );
     assert_eq!(
         count(
             db,

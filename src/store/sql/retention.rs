@@ -27,6 +27,10 @@ const INVITES: &str = "DELETE FROM team_invites WHERE id IN (SELECT id FROM team
 /// "This wasn't me" links of new-device alerts, once used or expired.
 const NEW_DEVICE_ALERTS: &str = "DELETE FROM new_device_alerts WHERE token_hash IN (
     SELECT token_hash FROM new_device_alerts WHERE used_at < $1 OR expires_at < $1 LIMIT $2)";
+/// Trusted devices expired or forgotten (forgetting expires them): their user agent and the
+/// hash of their cookie go once they can no longer skip the emailed code.
+const TRUSTED_DEVICES: &str = "DELETE FROM trusted_devices WHERE id IN (
+    SELECT id FROM trusted_devices WHERE expires_at < $1 LIMIT $2)";
 /// A sent message's payload holds its links and codes: blanked as soon as the job sees it.
 const OUTBOX_BLANK: &str = "UPDATE email_outbox SET payload = '{}' WHERE id IN (
     SELECT id FROM email_outbox WHERE status = 'sent' AND payload <> '{}' LIMIT $1)";
@@ -73,6 +77,7 @@ impl RetentionRepo for SqlStore {
                     password_reset_tokens: batches!($tx, RESET, Some(c.tokens_before)),
                     team_invites: batches!($tx, INVITES, Some(c.tokens_before)),
                     new_device_alerts: batches!($tx, NEW_DEVICE_ALERTS, Some(c.tokens_before)),
+                    trusted_devices: batches!($tx, TRUSTED_DEVICES, Some(c.tokens_before)),
                     outbox_payloads: batches!($tx, OUTBOX_BLANK, None::<i64>),
                     outbox_messages: batches!($tx, OUTBOX_DELETE, Some(c.outbox_before)),
                     audit_entries: batches!($tx, AUDIT, Some(c.audit_before)),
