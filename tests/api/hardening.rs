@@ -140,18 +140,7 @@ async fn a_denied_sign_in_keeps_no_trusted_device(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let user = app.verified_user().await;
     let owner = app.signed_in(&user).await;
-    let intruder = app.browser();
-    let preauth = app.login_verified(&intruder, &user).await;
-    let r = intruder
-        .post(
-            "/api/v1/auth/session-exchange",
-            json!({ "preauth_token": preauth }),
-        )
-        .await;
-    let token = expect(r, StatusCode::LOCKED).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (intruder, _, token) = app.waiting_sign_in(&user).await;
     let r = owner
         .post_csrf(&format!("/api/v1/auth/concurrent-login/{token}/deny"))
         .await;

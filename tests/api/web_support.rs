@@ -106,18 +106,7 @@ async fn pending_approvals_are_listed_for_the_deciding_session(mode: Mode) {
         .await;
     expect(r, StatusCode::UNAUTHORIZED).await;
 
-    let second = app.browser();
-    let preauth = app.login_verified(&second, &user).await;
-    let r = second
-        .post(
-            "/api/v1/auth/session-exchange",
-            json!({ "preauth_token": preauth }),
-        )
-        .await;
-    let token = expect(r, StatusCode::LOCKED).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_second, _, token) = app.waiting_sign_in(&user).await;
     let listed = expect(
         first.get("/api/v1/auth/concurrent-login/pending").await,
         StatusCode::OK,
@@ -266,18 +255,7 @@ async fn a_cancelled_wait_is_gone_and_frees_its_slot(mode: Mode) {
     let existing = app.signed_in(&user).await;
     // More cancelled waits than the pending limit (3): none is left counting against it.
     for round in 0..5 {
-        let waiting = app.browser();
-        let preauth = app.login_verified(&waiting, &user).await;
-        let r = waiting
-            .post(
-                "/api/v1/auth/session-exchange",
-                json!({ "preauth_token": preauth }),
-            )
-            .await;
-        let token = expect(r, StatusCode::LOCKED).await["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("round {round}: no token"))
-            .to_owned();
+        let (waiting, preauth, token) = app.waiting_sign_in(&user).await;
         let list = expect(
             existing.get("/api/v1/auth/concurrent-login/pending").await,
             StatusCode::OK,
@@ -335,18 +313,7 @@ async fn a_cancelled_wait_is_gone_and_frees_its_slot(mode: Mode) {
     assert_eq!(audited[0][0], "5");
 
     // A decided request stays decided; unknown tokens and bad bodies are refused.
-    let waiting = app.browser();
-    let preauth = app.login_verified(&waiting, &user).await;
-    let r = waiting
-        .post(
-            "/api/v1/auth/session-exchange",
-            json!({ "preauth_token": preauth }),
-        )
-        .await;
-    let token = expect(r, StatusCode::LOCKED).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (waiting, preauth, token) = app.waiting_sign_in(&user).await;
     let r = existing
         .post_csrf(&format!("/api/v1/auth/concurrent-login/{token}/approve"))
         .await;

@@ -654,9 +654,9 @@ impl TestApp {
         expect(r, StatusCode::OK).await
     }
 
-    /// A further session for a user who is already signed in on `existing`: the new login
-    /// waits (423) until `existing` approves it.
-    pub async fn second_session(&self, user: &TestUser, existing: &Browser) -> Browser {
+    /// A new browser's sign-in for a user who is already signed in elsewhere, stopped at the
+    /// approval gate: the browser, its pre-auth token and the 423's approval token.
+    pub async fn waiting_sign_in(&self, user: &TestUser) -> (Browser, String, String) {
         let b = self.browser();
         let preauth = self.login_verified(&b, user).await;
         let r = b
@@ -665,8 +665,17 @@ impl TestApp {
                 json!({ "preauth_token": preauth }),
             )
             .await;
-        let pending = expect(r, StatusCode::LOCKED).await;
-        let token = pending["token"].as_str().unwrap();
+        let token = expect(r, StatusCode::LOCKED).await["token"]
+            .as_str()
+            .expect("the 423 names its approval token")
+            .to_owned();
+        (b, preauth, token)
+    }
+
+    /// A further session for a user who is already signed in on `existing`: the new login
+    /// waits (423) until `existing` approves it.
+    pub async fn second_session(&self, user: &TestUser, existing: &Browser) -> Browser {
+        let (b, preauth, token) = self.waiting_sign_in(user).await;
         let r = existing
             .post_csrf(&format!("/api/v1/auth/concurrent-login/{token}/approve"))
             .await;
