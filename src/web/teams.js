@@ -285,6 +285,8 @@ async function securityPolicy(panels) {
 export function forget() {
   me = null;
   $('team-panels').replaceChildren();
+  $('team-title').textContent = 'Team';
+  $('team-role').textContent = '';
 }
 
 export function init(context) {

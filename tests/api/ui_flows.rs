@@ -118,7 +118,9 @@ async fn sign_up_verify_sign_in_and_sign_out(mode: Mode) {
 
     d.press("Sign out").await;
     d.wait_text("You were signed out.").await;
-    d.assert_forgotten(&[&user.password, &code, wrong]).await;
+    // The person's name (in the team switcher and the team title) goes too.
+    d.assert_forgotten(&[&user.password, &code, wrong, &user.name])
+        .await;
     d.shot("signed-out").await;
     d.quit().await;
 }
