@@ -262,7 +262,9 @@ async function enrol() {
   const form = h('form', { novalidate: true },
     h('div', { class: 'field' }, h('label', { for: 'totp-confirm-code' }, 'Code from the app'),
       h('input', { id: 'totp-confirm-code', name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: '6', required: true })),
-    h('button', { type: 'submit', class: 'btn primary' }, 'Turn on'));
+    h('p', { class: 'actions' },
+      h('button', { type: 'submit', class: 'btn primary' }, 'Turn on'),
+      h('button', { type: 'button', class: 'btn secondary', onclick: () => loadSecurity().then(focusSecurity) }, 'Cancel set-up')));
   box.replaceChildren(h('div', { 'data-secret': true },
     h('p', {}, 'Add this account to your authenticator app with the key below (or the link), then enter the 6-digit code it shows.'),
     h('dl', { class: 'facts' },

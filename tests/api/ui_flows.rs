@@ -525,6 +525,13 @@ async fn totp_enrolment_then_sign_in_with_it(mode: Mode) {
     d.press("Set up an authenticator app").await;
     d.wait_text("Add this account to your authenticator app")
         .await;
+    // A change of mind is not a dead end: the set-up can be left, then started again.
+    d.press("Cancel set-up").await;
+    d.wait_text("With an authenticator app, a stolen password is not enough")
+        .await;
+    d.press("Set up an authenticator app").await;
+    d.wait_text("Add this account to your authenticator app")
+        .await;
     let secret = d
         .script("return document.getElementById('totp-secret').textContent")
         .await
