@@ -318,7 +318,7 @@ function focusSecurity() {
 async function loadAudit() {
   const r = await call('GET', '/auth/audit?limit=20');
   if (!r.ok) { $('my-audit').replaceChildren(h('p', {}, plain(r))); return; }
-  const rows = (r.data.entries || []).map((e) => [when(e.at), eventWords(e.event), deviceName(e.user_agent), e.ip_address || '—']);
+  const rows = (r.data.entries || []).map((e) => [when(e.at), eventWords(e.event), deviceName(e.user_agent), h('span', { class: 'ip' }, e.ip_address || '—')]);
   $('my-audit').replaceChildren(rows.length ? table('Your recent activity', ['When', 'What', 'Device', 'IP'], rows) : h('p', {}, 'Nothing yet.'));
 }
 
