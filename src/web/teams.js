@@ -186,6 +186,7 @@ async function invites(panels) {
     }
     list.append(li);
   }
+  if (!r.data.invites.length) list.append(h('li', { class: 'muted' }, 'No invitations yet.'));
   box.append(list);
 }
 
@@ -301,6 +302,10 @@ export function init(context) {
     if (!r.ok) return fieldError(form, 'name', plain(r));
     form.reset();
     await ctx.loadTeams();
-    say(`The team ${name} was created. Switch to it with the team switcher.`, 'success');
+    // The new team is chosen in the switcher and the focus is there: "Switch team" is next.
+    const switcher = $('team-switcher');
+    if ([...switcher.options].some((o) => Number(o.value) === r.data.id)) switcher.value = String(r.data.id);
+    switcher.focus();
+    say(`The team ${name} was created. It is chosen in the team switcher above: press "Switch team" to open it.`, 'success');
   });
 }
