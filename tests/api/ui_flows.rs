@@ -56,6 +56,12 @@ async fn sign_up_verify_sign_in_and_sign_out(mode: Mode) {
     d.wait_text("Enter your name.").await; // the error beside its field
     d.shot("register-error").await;
     d.fill("Your name", &user.name).await;
+    d.fill("Email", "not an email").await;
+    d.fill("Password", &user.password).await;
+    d.press("Create account").await;
+    // In words, not the server's "email contains characters that are not allowed".
+    d.wait_text("Enter a valid email address, such as name@example.com.")
+        .await;
     d.fill("Email", &user.email).await;
     d.fill("Password", &user.password).await;
     d.press("Create account").await;
