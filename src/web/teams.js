@@ -232,7 +232,7 @@ async function virtuozzo(panels) {
     box.append(form);
   }
   if (owner && can('virtuozzo.session.refresh')) {
-    box.append(h('button', {
+    box.append(h('p', { class: 'actions' }, h('button', {
       type: 'button', class: 'btn secondary',
       onclick: async () => {
         const s = await call('POST', `/teams/${me.team.id}/virtuozzo/refresh`);
@@ -240,7 +240,7 @@ async function virtuozzo(panels) {
         await rerender();
         say('Signed in to Virtuozzo.', 'success');
       },
-    }, 'Sign in to Virtuozzo now'));
+    }, 'Sign in to Virtuozzo now')));
   }
 }
 
