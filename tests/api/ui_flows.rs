@@ -586,6 +586,10 @@ async fn totp_enrolment_then_sign_in_with_it(mode: Mode) {
     d.wait_text("How do you want to confirm it is you?").await;
     d.check_page("second-step").await;
     d.shot("second-step").await;
+    d.fill("Code", "12").await; // too short: said at once, and no attempt is spent
+    d.press("Continue").await;
+    d.wait_text("Enter the 6 digits from your authenticator app.")
+        .await;
     let code = totp::code_at(&secret, now + 30);
     d.fill("Code", &code).await;
     d.press("Continue").await;
