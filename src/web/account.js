@@ -262,7 +262,9 @@ async function enrol() {
   const form = h('form', { novalidate: true },
     h('div', { class: 'field' }, h('label', { for: 'totp-confirm-code' }, 'Code from the app'),
       h('input', { id: 'totp-confirm-code', name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: '6', required: true })),
-    h('button', { type: 'submit', class: 'btn primary' }, 'Turn on'));
+    h('p', { class: 'actions' },
+      h('button', { type: 'submit', class: 'btn primary' }, 'Turn on'),
+      h('button', { type: 'button', class: 'btn secondary', onclick: () => loadSecurity().then(focusSecurity) }, 'Cancel set-up')));
   box.replaceChildren(h('div', { 'data-secret': true },
     h('p', {}, 'Add this account to your authenticator app with the key below (or the link), then enter the 6-digit code it shows.'),
     h('dl', { class: 'facts' },
@@ -316,7 +318,7 @@ function focusSecurity() {
 async function loadAudit() {
   const r = await call('GET', '/auth/audit?limit=20');
   if (!r.ok) { $('my-audit').replaceChildren(h('p', {}, plain(r))); return; }
-  const rows = (r.data.entries || []).map((e) => [when(e.at), eventWords(e.event), deviceName(e.user_agent), e.ip_address || '—']);
+  const rows = (r.data.entries || []).map((e) => [when(e.at), eventWords(e.event), deviceName(e.user_agent), h('span', { class: 'ip' }, e.ip_address || '—')]);
   $('my-audit').replaceChildren(rows.length ? table('Your recent activity', ['When', 'What', 'Device', 'IP'], rows) : h('p', {}, 'Nothing yet.'));
 }
 

@@ -113,6 +113,10 @@ export function plain(r) {
       : `That passkey was not accepted. ${left} attempt${left === 1 ? '' : 's'} left.`;
   }
   if (code === 'missing_permission') return 'Your role in this team does not allow this.';
+  // The server's email checks speak in lower-case fragments ("email must contain @").
+  if (code === 'validation_error' && r.data.field === 'email' && /^email /.test(r.data.detail || '')) {
+    return 'Enter a valid email address, such as name@example.com.';
+  }
   if (code && PLAIN[code]) return PLAIN[code];
   if (r.status === 0 || !r.data || !r.data.detail) return 'Something went wrong. Try again.';
   // Validation and other answers carry a human sentence.

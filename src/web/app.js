@@ -88,6 +88,7 @@ async function enterApp() {
 function signedOut(message, kind = 'success') {
   account.forget();
   teams.forget();
+  $('team-switcher').replaceChildren();
   me = null;
   signedInChrome(false);
   gettingIn.toSignIn(message, kind);

@@ -132,9 +132,14 @@ const EVENT_WORDS = {
   trusted_device_forgotten: 'Trusted device forgotten',
   trusted_devices_forgotten: 'All trusted devices forgotten',
   logout: 'Signed out',
+  logout_all: 'Signed out everywhere',
+  login_succeeded: 'Signed in',
+  login_failed: 'Wrong password at sign-in',
+  login_rate_limited: 'Sign-in paused after too many attempts',
+  user_registered: 'Account created',
 };
 
-/** "login_failed" → "Login failed" (a few events have their own words) */
+/** "email_verified" → "Email verified" (a few events have their own words) */
 export function eventWords(event) {
   if (EVENT_WORDS[event]) return EVENT_WORDS[event];
   const s = String(event || '').replace(/[_.]/g, ' ');

@@ -148,6 +148,10 @@ async function verifyMfa(event) {
   const method = (form.querySelector('input[name=method]:checked') || {}).value || 'totp';
   const code = form.code.value.trim();
   if (!code) return fieldError(form, 'code', 'Enter the code.');
+  // A mistyped app code costs no attempt (the app shows 6 digits, sometimes as "123 456").
+  if (method === 'totp' && !/^[0-9]{6}$/.test(code.replace(/\s/g, ''))) {
+    return fieldError(form, 'code', 'Enter the 6 digits from your authenticator app.');
+  }
   const r = await call('POST', '/auth/mfa/verify', { preauth_token: flow && flow.preauth, method, code });
   form.code.value = '';
   if (!r.ok) {

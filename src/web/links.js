@@ -98,7 +98,7 @@ export async function showInvite(signedIn) {
   const p = r.data;
   $('invite-text').replaceChildren(
     h('strong', {}, p.inviter.name), ' invited you to join ', h('strong', {}, p.team.name),
-    ' as ', h('strong', {}, p.role.name), `. The invitation is valid until ${new Date(p.expires_at).toLocaleDateString()}.`);
+    ' as ', h('strong', {}, p.role.name), `. The invitation is valid until ${new Date(p.expires_at).toLocaleDateString(undefined, { dateStyle: 'medium' })}.`);
   if (signedIn) {
     $('invite-accept').hidden = false;
     $('invite-accept').focus();

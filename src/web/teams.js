@@ -186,6 +186,7 @@ async function invites(panels) {
     }
     list.append(li);
   }
+  if (!r.data.invites.length) list.append(h('li', { class: 'muted' }, 'No invitations yet.'));
   box.append(list);
 }
 
@@ -231,7 +232,7 @@ async function virtuozzo(panels) {
     box.append(form);
   }
   if (owner && can('virtuozzo.session.refresh')) {
-    box.append(h('button', {
+    box.append(h('p', { class: 'actions' }, h('button', {
       type: 'button', class: 'btn secondary',
       onclick: async () => {
         const s = await call('POST', `/teams/${me.team.id}/virtuozzo/refresh`);
@@ -239,7 +240,7 @@ async function virtuozzo(panels) {
         await rerender();
         say('Signed in to Virtuozzo.', 'success');
       },
-    }, 'Sign in to Virtuozzo now'));
+    }, 'Sign in to Virtuozzo now')));
   }
 }
 
@@ -285,6 +286,8 @@ async function securityPolicy(panels) {
 export function forget() {
   me = null;
   $('team-panels').replaceChildren();
+  $('team-title').textContent = 'Team';
+  $('team-role').textContent = '';
 }
 
 export function init(context) {
@@ -299,6 +302,10 @@ export function init(context) {
     if (!r.ok) return fieldError(form, 'name', plain(r));
     form.reset();
     await ctx.loadTeams();
-    say(`The team ${name} was created. Switch to it with the team switcher.`, 'success');
+    // The new team is chosen in the switcher and the focus is there: "Switch team" is next.
+    const switcher = $('team-switcher');
+    if ([...switcher.options].some((o) => Number(o.value) === r.data.id)) switcher.value = String(r.data.id);
+    switcher.focus();
+    say(`The team ${name} was created. It is chosen in the team switcher above: press "Switch team" to open it.`, 'success');
   });
 }

@@ -56,6 +56,12 @@ async fn sign_up_verify_sign_in_and_sign_out(mode: Mode) {
     d.wait_text("Enter your name.").await; // the error beside its field
     d.shot("register-error").await;
     d.fill("Your name", &user.name).await;
+    d.fill("Email", "not an email").await;
+    d.fill("Password", &user.password).await;
+    d.press("Create account").await;
+    // In words, not the server's "email contains characters that are not allowed".
+    d.wait_text("Enter a valid email address, such as name@example.com.")
+        .await;
     d.fill("Email", &user.email).await;
     d.fill("Password", &user.password).await;
     d.press("Create account").await;
@@ -118,7 +124,9 @@ async fn sign_up_verify_sign_in_and_sign_out(mode: Mode) {
 
     d.press("Sign out").await;
     d.wait_text("You were signed out.").await;
-    d.assert_forgotten(&[&user.password, &code, wrong]).await;
+    // The person's name (in the team switcher and the team title) goes too.
+    d.assert_forgotten(&[&user.password, &code, wrong, &user.name])
+        .await;
     d.shot("signed-out").await;
     d.quit().await;
 }
@@ -523,6 +531,13 @@ async fn totp_enrolment_then_sign_in_with_it(mode: Mode) {
     d.press("Set up an authenticator app").await;
     d.wait_text("Add this account to your authenticator app")
         .await;
+    // A change of mind is not a dead end: the set-up can be left, then started again.
+    d.press("Cancel set-up").await;
+    d.wait_text("With an authenticator app, a stolen password is not enough")
+        .await;
+    d.press("Set up an authenticator app").await;
+    d.wait_text("Add this account to your authenticator app")
+        .await;
     let secret = d
         .script("return document.getElementById('totp-secret').textContent")
         .await
@@ -571,6 +586,10 @@ async fn totp_enrolment_then_sign_in_with_it(mode: Mode) {
     d.wait_text("How do you want to confirm it is you?").await;
     d.check_page("second-step").await;
     d.shot("second-step").await;
+    d.fill("Code", "12").await; // too short: said at once, and no attempt is spent
+    d.press("Continue").await;
+    d.wait_text("Enter the 6 digits from your authenticator app.")
+        .await;
     let code = totp::code_at(&secret, now + 30);
     d.fill("Code", &code).await;
     d.press("Continue").await;
