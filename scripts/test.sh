@@ -152,7 +152,10 @@ for shape in "${shapes[@]}"; do
   log "Redis $shape: starting local servers"
   scripts/redis-shape.sh start "$shape" "$dir" >/dev/null
   log "Redis $shape: running the production half of the black-box suite"
-  (set -a; . "$dir/env"; set +a; exec "$api_bin" production) \
+  # The timing-parity test compares two paths that do the same Redis work: it says nothing
+  # about the shape, and three shape runs side by side on 2 cores make it a noise test. It runs
+  # in the main run above, in both modes.
+  (set -a; . "$dir/env"; set +a; exec "$api_bin" production --skip take_as_long_for_unknown) \
     >"$dir/test.log" 2>&1 &
   shape_pid[$shape]=$!
 done
