@@ -155,7 +155,10 @@ for shape in "${shapes[@]}"; do
   # The timing-parity test compares two paths that do the same Redis work: it says nothing
   # about the shape, and three shape runs side by side on 2 cores make it a noise test. It runs
   # in the main run above, in both modes.
-  (set -a; . "$dir/env"; set +a; exec "$api_bin" production --skip take_as_long_for_unknown) \
+  # Each shape run writes its browser screenshots to a folder of its own.
+  (set -a; . "$dir/env"; set +a
+   export MBPANEL_UI_SCREENSHOTS="${CARGO_TARGET_DIR:-target}/ui-screenshots/redis-$shape"
+   exec "$api_bin" production --skip take_as_long_for_unknown) \
     >"$dir/test.log" 2>&1 &
   shape_pid[$shape]=$!
 done

@@ -501,8 +501,13 @@ fn axe_path() -> std::path::PathBuf {
     )
 }
 
-/// `$CARGO_TARGET_DIR/ui-screenshots` (or `target/ui-screenshots`).
+/// `MBPANEL_UI_SCREENSHOTS`, else `$CARGO_TARGET_DIR/ui-screenshots` (or
+/// `target/ui-screenshots`). scripts/test.sh gives each Redis shape run its own, since those
+/// runs go side by side with the same test names.
 pub(crate) fn screenshot_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("MBPANEL_UI_SCREENSHOTS") {
+        return dir.into();
+    }
     std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(
             || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
